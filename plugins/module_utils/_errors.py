@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The collection's one exception, and the translation of hvac/requests errors into messages
+that name the action, the path and the fix. Every module catches MeshPkiError once, in main()."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+try:
+    import hvac.exceptions as hvac_exc
+    import requests.exceptions as req_exc
+except ImportError:  # reported by VaultModule through missing_required_lib
+    hvac_exc = None
+    req_exc = None
+
+
+class MeshPkiError(Exception):
+    """A failure the user can act on; str(e) is the whole message for fail_json."""
+
+    def __init__(self, msg, **details):
+        super(MeshPkiError, self).__init__(msg)
+        self.details = details
+
+
+def _vault_errors(exc):
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, (list, tuple)):
+        errors = "; ".join(str(e) for e in errors if e)
+    return errors or str(exc) or exc.__class__.__name__
+
+
+def _capabilities(capability):
+    if isinstance(capability, (list, tuple)):
+        return " or ".join("'%s'" % c for c in capability)
+    return "'%s'" % capability
+
+
+def describe_request_error(exc, action, path, capability, conn, seal_status=None):
+    """Return a MeshPkiError for an exception raised by a request to Vault.
+
+    ``action`` is a verb phrase ("read", "write", "log in with approle"), ``path`` the API path
+    without /v1/, ``capability`` the policy capability the call needs (or a tuple of alternatives), ``conn`` the
+    VaultConnection (for the URL and the CA in use), ``seal_status`` the body of sys/seal-status
+    when the caller could read it after a 503 (it tells sealed from not initialised).
+    """
+    target = "Failed to %s '%s'" % (action, path)
+    url = conn.url if conn is not None else "?"
+    if req_exc is not None and isinstance(exc, req_exc.SSLError):
+        ca = conn.ca_description() if conn is not None else "the system trust store"
+        return MeshPkiError(
+            "%s: TLS verification of %s failed using %s (%s). Pass the CA that signed Vault's certificate "
+            "with ca_cert (or VAULT_CACERT), or set validate_certs: false for a test server only."
+            % (target, url, ca, exc))
+    if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.Timeout)):
+        hint = ""
+        if "Connection aborted" in str(exc) or "RemoteDisconnected" in str(exc) or "BadStatusLine" in str(exc):
+            hint = " If the server speaks TLS, use an https:// URL."
+        return MeshPkiError(
+            "%s: Vault at %s is unreachable (%s). Check url (or VAULT_ADDR) and that the server is listening.%s"
+            % (target, url, exc.__class__.__name__ + ": " + str(exc), hint))
+    if hvac_exc is None or not isinstance(exc, hvac_exc.VaultError):
+        return MeshPkiError("%s: %s: %s" % (target, exc.__class__.__name__, exc))
+    vault_says = _vault_errors(exc)
+    if isinstance(exc, hvac_exc.Forbidden):
+        return MeshPkiError(
+            "%s: permission denied - the token needs %s on '%s', or it is invalid or expired (Vault said: %s)"
+            % (target, _capabilities(capability), path, vault_says), status=403)
+    if isinstance(exc, hvac_exc.Unauthorized):
+        return MeshPkiError("%s: not authenticated (Vault said: %s). Check the credentials of the auth method."
+                            % (target, vault_says), status=401)
+    if isinstance(exc, hvac_exc.InvalidPath):
+        mount = path.split("/", 1)[0]
+        return MeshPkiError(
+            "%s: not found (Vault said: %s). Is a secrets engine or auth method mounted at '%s'?"
+            % (target, vault_says, mount), status=404)
+    if isinstance(exc, hvac_exc.VaultDown) and seal_status and not seal_status.get("initialized", True):
+        exc = hvac_exc.VaultNotInitialized()
+    if isinstance(exc, hvac_exc.VaultDown):
+        return MeshPkiError(
+            "%s: Vault at %s is sealed or on standby without forwarding (503: %s). Unseal it or point url at "
+            "the active node." % (target, url, vault_says), status=503)
+    if isinstance(exc, hvac_exc.VaultNotInitialized):
+        return MeshPkiError("%s: Vault at %s is not initialised. Initialise it ('bao operator init' or "
+                            "'vault operator init') and unseal it first."
+                            % (target, url), status=501)
+    if isinstance(exc, hvac_exc.InvalidRequest) and "HTTP request to an HTTPS server" in vault_says:
+        return MeshPkiError("%s: %s serves TLS; use an https:// URL (and ca_cert for its CA)."
+                            % (target, url.replace("http://", "https://", 1)), status=400)
+    if isinstance(exc, hvac_exc.InvalidRequest):
+        return MeshPkiError("%s: Vault rejected the request (400): %s" % (target, vault_says), status=400)
+    if isinstance(exc, hvac_exc.PreconditionFailed):
+        return MeshPkiError("%s: precondition failed (412: %s); retry later or raise retries."
+                            % (target, vault_says), status=412)
+    if isinstance(exc, hvac_exc.RateLimitExceeded):
+        return MeshPkiError("%s: rate limited (429: %s); raise retries or slow down." % (target, vault_says),
+                            status=429)
+    return MeshPkiError("%s: %s (%s)" % (target, vault_says, exc.__class__.__name__))

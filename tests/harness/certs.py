@@ -1,0 +1,111 @@
+"""Throw-away X.509 material for the test harness (TLS for OpenBao and the fake Kubernetes API).
+
+Everything is generated in memory with ``cryptography``; callers decide where PEM goes.
+"""
+
+import datetime
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+class KeyPair(object):
+    """A certificate and its private key, both as objects and as PEM text."""
+
+    def __init__(self, cert, key):
+        self.cert = cert
+        self.key = key
+
+    @property
+    def cert_pem(self):
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def key_pem(self):
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    def write(self, directory, stem):
+        """Write ``<stem>.crt`` and ``<stem>.key`` into ``directory``; return both paths."""
+        import os
+
+        cert_path = os.path.join(str(directory), stem + ".crt")
+        key_path = os.path.join(str(directory), stem + ".key")
+        with open(cert_path, "w") as f:
+            f.write(self.cert_pem)
+        with open(key_path, "w") as f:
+            f.write(self.key_pem)
+        os.chmod(key_path, 0o600)
+        return cert_path, key_path
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _builder(subject_cn, issuer_name, public_key, days):
+    now = _now()
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def make_ca(common_name="meshpki test CA", days=30):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(common_name, name, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
+def _leaf(ca, common_name, usages, sans, days):
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _builder(common_name, ca.cert.subject, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return KeyPair(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def make_server_cert(ca, hosts=("127.0.0.1", "localhost"), days=30):
+    sans = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    return _leaf(ca, hosts[0], [ExtendedKeyUsageOID.SERVER_AUTH], sans, days)
+
+
+def make_client_cert(ca, common_name="meshpki-client", days=30):
+    return _leaf(ca, common_name, [ExtendedKeyUsageOID.CLIENT_AUTH], [], days)
