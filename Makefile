@@ -1,0 +1,65 @@
+# meshpki.vault_ca - the README's two commands (make demo, make test) and their parts.
+# Every target builds what it needs: the virtualenv with pinned tools, the collection path, the
+# pip bootstrap stand-in for ansible-test.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+COLLECTION_LINK := .collections/ansible_collections/meshpki/vault_ca
+SANITY_ROOT := .sanity/ansible_collections/meshpki/vault_ca
+PYTEST_ARGS ?=
+
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+
+.PHONY: help venv demo test unit integration sanity lint changelog-lint clean
+
+help:
+	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
+	@echo "make test   - every test: unit, integration (real OpenBao), sanity, lint"
+
+$(STAMP): requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+venv: $(STAMP) $(COLLECTION_LINK)
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+demo: venv
+	$(BIN)/python tools/demo.py
+
+test: venv unit integration lint changelog-lint sanity
+	@echo "make test: all passed"
+
+unit: venv
+	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest tests/integration -q -n 2 $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
+
+# ansible-test needs the collection under ansible_collections/<ns>/<name> and fetches a pip
+# bootstrap script from the internet: copy the tracked (and new, not ignored) files into such a
+# tree (with a git repository of its own, since ansible-test lists files with git, and this
+# repository ignores .sanity/), and put the stand-in where ansible-test looks for its cached script.
+sanity: venv
+	mkdir -p $(HOME)/.ansible/test/cache
+	cp tools/get_pip_standin.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
+	rm -rf .sanity && mkdir -p $(SANITY_ROOT)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null; \
+	  git ls-files -z --deleted | xargs -0 -I{} rm -f $(SANITY_ROOT)/{}
+	cd $(SANITY_ROOT) && git init -q && git add -A && \
+	  $(BIN)/ansible-test sanity --python 3.11 --requirements --color no
+
+clean:
+	rm -rf .sanity .collections tests/output .pytest_cache .ruff_cache
