@@ -21,7 +21,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection
 )
 
 try:
-    import hvac  # noqa: F401 (imported to tell the user early when it is missing)
+    import hvac
 except ImportError:
     HAS_HVAC = False
     HVAC_IMPORT_ERROR = traceback.format_exc()
@@ -63,6 +63,6 @@ class VaultModule(AnsibleModule):
 def _hvac_version():
     try:
         from importlib.metadata import version
-        return version("hvac")
+        return version(hvac.__name__)
     except Exception:  # metadata missing (vendored hvac): the version is only informative
         return None

@@ -19,7 +19,7 @@ description:
     capabilities do not count as a change, so a policy written by hand or by the vault CLI is not rewritten.
   - Refuses to manage the built-in V(root) and V(default) policies.
 author:
-  - meshpki.vault_ca contributors
+  - meshpki maintainers (@meshpki)
 requirements:
   - hvac >= 2.0.0
 extends_documentation_fragment:
@@ -189,8 +189,8 @@ def run_module(module):
         after = before
     if changed and not module.check_mode:
         if present:
-            client.write(path, {"policy": after}, action="write policy", capability=("create", "update"),
-                             method="PUT")
+            client.write(path, {"policy": after}, action="write policy",
+                         capability=("create", "update"), method="PUT")
         else:
             client.delete(path, action="delete policy")
     result = dict(changed=changed, name=name, policy=after)

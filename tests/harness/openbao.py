@@ -39,7 +39,7 @@ def bao_binary():
 def free_port(pairs=1):
     """A free TCP port on 127.0.0.1 such that the next ``pairs - 1`` ports are free too
     (OpenBao puts its cluster listener on port + 1)."""
-    for _ in range(200):
+    for _attempt in range(200):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -120,7 +120,9 @@ class OpenBaoServer(object):
 
     @property
     def tls_url(self):
-        return "https://127.0.0.1:%d" % self.tls_port if self.tls else None
+        if not self.tls:
+            return None
+        return "https://127.0.0.1:%d" % self.tls_port
 
     def env(self):
         """Environment for a CLI or a playbook talking to this server as root."""
@@ -134,7 +136,7 @@ class OpenBaoServer(object):
         parts = []
         if self.tls:
             self.ca = certs.make_ca("meshpki test OpenBao CA")
-            self.ca_file, _ = self.ca.write(self.workdir, "ca")
+            self.ca_file = self.ca.write(self.workdir, "ca")[0]
             server = certs.make_server_cert(self.ca)
             cert_file, key_file = server.write(self.workdir, "server")
             parts.append('listener "tcp" {\n  address = "127.0.0.1:%d"\n  cluster_address = "127.0.0.1:%d"\n'

@@ -53,7 +53,7 @@ def test_token_from_vault_token_file(bao, playbook, tmp_path):
 
 
 def test_no_token_anywhere_is_a_clear_error(bao, playbook, tmp_path):
-    run, _ = _apply(playbook, bao, {}, env={"HOME": str(tmp_path)})
+    run, _name = _apply(playbook, bao, {}, env={"HOME": str(tmp_path)})
     assert run.rc != 0
     assert "auth_method 'token' needs a token" in run.task("task")["result"]["msg"]
 
@@ -75,7 +75,7 @@ def test_approle(bao, playbook, admin_policy):
     assert run.rc == 0, run
     assert _created(bao, name)
     # A wrong secret_id is refused with Vault's reason and the login path
-    run, _ = _apply(playbook, bao, {"auth_method": "approle", "auth_mount": mount, "role_id": role_id,
+    run, _name = _apply(playbook, bao, {"auth_method": "approle", "auth_mount": mount, "role_id": role_id,
                                     "secret_id": str(uuid.uuid4())})
     msg = run.task("task")["result"]["msg"]
     assert "Failed to log in with approle auth 'auth/%s/login'" % mount in msg
@@ -88,7 +88,7 @@ def test_userpass(bao, playbook, admin_policy):
     run, name = _apply(playbook, bao, {"auth_method": "userpass", "username": "ops", "password": "pw-" + "x" * 12})
     assert run.rc == 0, run
     assert _created(bao, name)
-    run, _ = _apply(playbook, bao, {"auth_method": "userpass", "username": "ops", "password": "wrong-password"})
+    run, _name = _apply(playbook, bao, {"auth_method": "userpass", "username": "ops", "password": "wrong-password"})
     assert run.rc != 0
     assert "Failed to log in with userpass auth 'auth/userpass/login/ops'" in run.task("task")["result"]["msg"]
 
@@ -97,8 +97,8 @@ def test_cert_over_tls_with_a_client_certificate(bao_tls, playbook, tmp_path):
     """Vault verifies the client certificate against the CA registered in the cert role."""
     bao_tls.api("PUT", "sys/policies/acl/meshpki-admin", {"policy": ADMIN_POLICY})
     bao_tls.api("POST", "sys/auth/cert", {"type": "cert"})
-    bao_tls.api("POST", "auth/cert/certs/ansible", {"certificate": bao_tls.ca.cert_pem,
-                                                     "token_policies": ["meshpki-admin"]})
+    bao_tls.api("POST", "auth/cert/certs/ansible",
+                {"certificate": bao_tls.ca.cert_pem, "token_policies": ["meshpki-admin"]})
     client = certs.make_client_cert(bao_tls.ca, "ansible")
     cert_file, key_file = client.write(tmp_path, "client")
     auth = {"auth_method": "cert", "ca_cert": bao_tls.ca_file, "client_cert": cert_file, "client_key": key_file}
@@ -111,26 +111,26 @@ def test_cert_over_tls_with_a_client_certificate(bao_tls, playbook, tmp_path):
     # A certificate from another CA is refused
     other = certs.make_client_cert(certs.make_ca("someone else"), "intruder")
     other_cert, other_key = other.write(tmp_path, "other")
-    run, _ = _apply(playbook, bao_tls, dict(auth, client_cert=other_cert, client_key=other_key))
+    run, _name = _apply(playbook, bao_tls, dict(auth, client_cert=other_cert, client_key=other_key))
     assert run.rc != 0
     assert "Failed to log in with cert auth 'auth/cert/login'" in run.task("task")["result"]["msg"]
 
 
 def test_cert_needs_a_client_certificate(bao_tls, playbook):
-    run, _ = _apply(playbook, bao_tls, {"auth_method": "cert", "ca_cert": bao_tls.ca_file})
+    run, _name = _apply(playbook, bao_tls, {"auth_method": "cert", "ca_cert": bao_tls.ca_file})
     assert run.rc != 0
     assert "auth_method 'cert' needs client_cert and client_key" in run.task("task")["result"]["msg"]
 
 
 def test_unknown_auth_method_from_environment(bao, playbook):
-    run, _ = _apply(playbook, bao, {}, env={"VAULT_AUTH_METHOD": "ldap"})
+    run, _name = _apply(playbook, bao, {}, env={"VAULT_AUTH_METHOD": "ldap"})
     assert run.rc != 0
     assert "Unknown auth method 'ldap'" in run.task("task")["result"]["msg"]
 
 
 def test_kubernetes_jwt_file_missing(bao, playbook, tmp_path):
     missing = os.path.join(str(tmp_path), "no-token")
-    run, _ = _apply(playbook, bao, {"auth_method": "kubernetes", "role_id": "istiod", "jwt_file": missing})
+    run, _name = _apply(playbook, bao, {"auth_method": "kubernetes", "role_id": "istiod", "jwt_file": missing})
     assert run.rc != 0
     assert "needs a service-account JWT: set jwt, or jwt_file to a readable token file" in \
         run.task("task")["result"]["msg"]

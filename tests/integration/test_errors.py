@@ -47,7 +47,7 @@ def test_tls_without_the_ca_says_which_trust_was_used(bao_tls, playbook):
 
 
 def test_tls_with_the_wrong_ca_names_the_file(bao_tls, playbook, tmp_path):
-    wrong, _ = certs.make_ca("not the Vault CA").write(tmp_path, "wrong-ca")
+    wrong = certs.make_ca("not the Vault CA").write(tmp_path, "wrong-ca")[0]
     msg = _fail_msg(playbook, {"url": bao_tls.tls_url, "token": bao_tls.token, "ca_cert": wrong})
     assert "failed using CA file '%s'" % wrong in msg
 
@@ -73,8 +73,8 @@ def test_plain_http_to_a_tls_port(bao_tls, playbook):
 
 
 def test_permission_denied_names_path_and_capability(bao, playbook):
-    bao.api("PUT", "sys/policies/acl/read-only-policies", {"policy": 'path "sys/policies/acl/*" '
-                                                                       '{ capabilities = ["read"] }'})
+    read_only = 'path "sys/policies/acl/*" { capabilities = ["read"] }'
+    bao.api("PUT", "sys/policies/acl/read-only-policies", {"policy": read_only})
     token = bao.api("POST", "auth/token/create", {"policies": ["read-only-policies"]})["auth"]["client_token"]
     name = "denied-" + uuid.uuid4().hex[:6]
     mark = bao.audit.mark()
