@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 COLLECTION_LINK := .collections/ansible_collections/meshpki/vault_ca
 SANITY_ROOT := .sanity/ansible_collections/meshpki/vault_ca
 PYTEST_ARGS ?=
+# Which files `make sanity` copies: tracked plus new (not ignored) ones; SANITY_FILES=--cached for
+# the committed tree only.
+SANITY_FILES ?= --cached --others --exclude-standard
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
@@ -56,7 +59,7 @@ sanity: venv
 	mkdir -p $(HOME)/.ansible/test/cache
 	cp tools/get_pip_standin.py $(HOME)/.ansible/test/cache/get_pip_24_2.py
 	rm -rf .sanity && mkdir -p $(SANITY_ROOT)
-	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null; \
+	git ls-files -z $(SANITY_FILES) | xargs -0 -I{} cp --parents {} $(SANITY_ROOT)/ 2>/dev/null; \
 	  git ls-files -z --deleted | xargs -0 -I{} rm -f $(SANITY_ROOT)/{}
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(BIN)/ansible-test sanity --python 3.11 --requirements --color no

@@ -20,9 +20,10 @@ except ImportError:
 class VaultClient(object):
     """An authenticated hvac.Client (.hvac) plus its connection settings (.conn)."""
 
-    def __init__(self, hvac_client, conn):
+    def __init__(self, hvac_client, conn, login_response=None):
         self.hvac = hvac_client
         self.conn = conn
+        self.login_response = login_response  # the "auth" block of a login; None for token auth
 
     def request(self, method, path, action, capability, json=None, params=None, missing_ok=False):
         """Send one request to /v1/<path>. Returns the JSON body (dict), or None for 204 and, with

@@ -52,8 +52,8 @@ class VaultModule(AnsibleModule):
                       " use ca_cert outside of tests." % conn.url)
         auth = authenticator_for(self.params)
         client = conn.client()
-        auth.authenticate(client, conn)
-        return VaultClient(client, conn)
+        login = auth.authenticate(client, conn)
+        return VaultClient(client, conn, login_response=login)
 
     def fail_from(self, error):
         """The one failure exit for a MeshPkiError, with the library versions (as amazon.aws does)."""

@@ -122,7 +122,7 @@ class OpenBaoServer(object):
     def tls_url(self):
         if not self.tls:
             return None
-        return "https://127.0.0.1:%d" % self.tls_port
+        return "https://127.0.0.1:{0}".format(self.tls_port)
 
     def env(self):
         """Environment for a CLI or a playbook talking to this server as root."""

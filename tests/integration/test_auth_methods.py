@@ -76,7 +76,7 @@ def test_approle(bao, playbook, admin_policy):
     assert _created(bao, name)
     # A wrong secret_id is refused with Vault's reason and the login path
     run, _name = _apply(playbook, bao, {"auth_method": "approle", "auth_mount": mount, "role_id": role_id,
-                                    "secret_id": str(uuid.uuid4())})
+                                        "secret_id": str(uuid.uuid4())})
     msg = run.task("task")["result"]["msg"]
     assert "Failed to log in with approle auth 'auth/%s/login'" % mount in msg
     assert "invalid" in msg.lower()
@@ -134,3 +134,38 @@ def test_kubernetes_jwt_file_missing(bao, playbook, tmp_path):
     assert run.rc != 0
     assert "needs a service-account JWT: set jwt, or jwt_file to a readable token file" in \
         run.task("task")["result"]["msg"]
+
+
+def test_vault_login_once_then_reuse_and_revoke(bao, playbook, admin_policy, tmp_path):
+    """vault_login logs in once; later tasks use the token; state=absent revokes it. The token
+    never reaches the output even at -vvvv (no_log on the task)."""
+    mount = "approle-" + uuid.uuid4().hex[:6]
+    bao.api("POST", "sys/auth/" + mount, {"type": "approle"})
+    bao.api("POST", "auth/%s/role/ansible" % mount, {"token_policies": [admin_policy]})
+    role_id = bao.api("GET", "auth/%s/role/ansible/role-id" % mount)["data"]["role_id"]
+    secret_id = bao.api("POST", "auth/%s/role/ansible/secret-id" % mount)["data"]["secret_id"]
+    name = "login-" + uuid.uuid4().hex[:6]
+    conn = {"url": bao.url}
+    login = dict(conn, auth_method="approle", auth_mount=mount, role_id=role_id, secret_id=secret_id)
+    policy = dict(conn, token="{{ session.token }}", name=name, policy='path "a" { capabilities = ["read"] }')
+    revoke = dict(conn, token="{{ session.token }}", state="absent")
+    save = {"content": "{{ session.token }}", "dest": "{{ playbook_dir }}/token.txt"}
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "login", "meshpki.vault_ca.vault_login": login, "register": "session", "no_log": True},
+        {"name": "policy", "meshpki.vault_ca.vault_policy": policy},
+        {"name": "write token", "ansible.builtin.copy": save, "no_log": True},
+        {"name": "revoke", "meshpki.vault_ca.vault_login": revoke},
+        {"name": "revoke again", "meshpki.vault_ca.vault_login": revoke},
+    ]}]
+    mark = bao.audit.mark()
+    run = playbook(play, verbosity=4)
+    assert run.rc == 0, run
+    logins = [r for r in bao.audit.requests(since=mark) if r[1] == "auth/%s/login" % mount]
+    assert len(logins) == 1  # one login for the whole play
+    assert run.task("policy")["status"] == "changed"
+    assert run.task("revoke")["status"] == "changed" and run.task("revoke again")["status"] == "ok"
+    token = (tmp_path / "token.txt").read_text()
+    assert len(token) > 20 and token not in run.output  # never printed, even at -vvvv
+    with pytest.raises(Exception) as denied:
+        bao.api("GET", "auth/token/lookup-self", token=token)
+    assert "403" in str(denied.value)  # revoked

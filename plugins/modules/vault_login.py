@@ -1,0 +1,134 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vault_login
+short_description: Log in to Vault or OpenBao once and return a token for later tasks
+version_added: 0.1.0
+description:
+  - Logs in with any auth method of the collection (approle, userpass, kubernetes, cert, or a token) and returns
+    the client token, so that a play logs in B(once) and passes O(token) to every later task instead of logging in
+    again in each of them.
+  - With O(state=absent), revokes the token given in O(token) (C(auth/token/revoke-self)); an already invalid
+    token is not an error.
+  - The returned token is a secret. Use C(no_log: true) on the task that registers it - Ansible cannot hide a
+    value a module returns.
+author:
+  - meshpki maintainers (@meshpki)
+requirements:
+  - hvac >= 2.0.0
+extends_documentation_fragment:
+  - meshpki.vault_ca.connection
+  - meshpki.vault_ca.auth
+  - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.action_group_vault
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Logging in changes nothing that a re-run would see, so it also runs in check mode (later tasks need the
+        token to read). Revocation is skipped in check mode.
+  diff_mode:
+    support: none
+options:
+  state:
+    description:
+      - V(present) logs in and returns the token.
+      - V(absent) revokes the token in O(token).
+    type: str
+    choices: [present, absent]
+    default: present
+'''
+
+EXAMPLES = r'''
+- name: Log in once with AppRole (role_id/secret_id from VAULT_ROLE_ID/VAULT_SECRET_ID)
+  meshpki.vault_ca.vault_login:
+    url: https://vault.example.com:8200
+    auth_method: approle
+  register: vault_session
+  no_log: true
+
+- name: Later tasks reuse the token
+  meshpki.vault_ca.vault_policy:
+    url: https://vault.example.com:8200
+    token: "{{ vault_session.token }}"
+    name: istioca
+    rules:
+      - path: pki/cert/ca
+        capabilities: [read]
+
+- name: Revoke it at the end
+  meshpki.vault_ca.vault_login:
+    url: https://vault.example.com:8200
+    token: "{{ vault_session.token }}"
+    state: absent
+  no_log: true
+'''
+
+RETURN = r'''
+token:
+  description: The client token (for O(auth_method=token), the token given). Register it with C(no_log).
+  returned: state is present
+  type: str
+auth_method:
+  description: The auth method used.
+  returned: always
+  type: str
+  sample: approle
+policies:
+  description: Policies attached to the token.
+  returned: state is present and the method logged in
+  type: list
+  elements: str
+  sample: [default, meshpki-admin]
+lease_duration:
+  description: Seconds the token is valid for (0 for a token without expiry).
+  returned: state is present and the method logged in
+  type: int
+  sample: 3600
+'''
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+
+
+def run_module(module):
+    client = module.get_authenticated_client()
+    method = module.params["auth_method"] or "token"
+    if module.params["state"] == "absent":
+        if module.check_mode:
+            module.exit_json(changed=True, auth_method=method)
+        try:
+            client.read("auth/token/lookup-self", action="look up the token")
+        except MeshPkiError as e:
+            if e.details.get("status") != 403:
+                raise
+            module.exit_json(changed=False, auth_method=method)  # already revoked or expired
+        client.write("auth/token/revoke-self", action="revoke the token")
+        module.exit_json(changed=True, auth_method=method)
+    auth = client.login_response or {}
+    module.exit_json(changed=False, auth_method=method, token=client.hvac.token,
+                     policies=auth.get("policies") or auth.get("token_policies") or [],
+                     lease_duration=auth.get("lease_duration", 0))
+
+
+def main():
+    module = VaultModule(
+        argument_spec=dict(state=dict(type="str", choices=["present", "absent"], default="present")),
+        supports_check_mode=True,
+    )
+    try:
+        run_module(module)
+    except MeshPkiError as e:
+        module.fail_from(e)
+
+
+if __name__ == "__main__":
+    main()
