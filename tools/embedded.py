@@ -53,6 +53,7 @@ def start(workdir):
         time.sleep(0.05)
     with open(os.path.join(k8s_dir, "url")) as f:
         k8s_url = f.read().strip()
+    seed_controlplane(os.path.join(k8s_dir, "kubeconfig"))
     env = {
         "VAULT_ADDR": bao.url, "VAULT_TOKEN": bao.token,
         "K8S_AUTH_KUBECONFIG": os.path.join(k8s_dir, "kubeconfig"),
@@ -69,6 +70,40 @@ def start(workdir):
     os.chmod(os.path.join(workdir, "env.json"), 0o600)
     os.chmod(os.path.join(workdir, "env.sh"), 0o600)
     return env
+
+
+SAMPLE_CONTROLPLANE = {
+    "apiVersion": "install.tetrate.io/v1alpha1",
+    "kind": "ControlPlane",
+    "metadata": {"name": "controlplane", "namespace": "tsb", "labels": {"team": "mesh"}},
+    "spec": {
+        "hub": "registry.example.com/tetrate",
+        "managementPlane": {"host": "tsb.example.com", "port": 8443, "clusterName": "demo"},
+        "components": {"istio": {"kubeSpec": {"deployment": {
+            "env": [{"name": "PILOT_TRACE_SAMPLING", "value": "1"}],
+            "podAnnotations": {"example.com/owner": "platform-team"},
+        }}}},
+    },
+}
+
+
+def seed_controlplane(kubeconfig):
+    """A ControlPlane with fields of its own (hub, management plane, an env entry, an annotation)
+    in namespace tsb, so that what the collection adds is seen next to what must be kept."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=kubeconfig)
+    core = client.CoreV1Api(api)
+    if "tsb" not in [ns.metadata.name for ns in core.list_namespace().items]:
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tsb"}})
+    custom = client.CustomObjectsApi(api)
+    try:
+        custom.get_namespaced_custom_object("install.tetrate.io", "v1alpha1", "tsb", "controlplanes", "controlplane")
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
+        custom.create_namespaced_custom_object("install.tetrate.io", "v1alpha1", "tsb", "controlplanes",
+                                               SAMPLE_CONTROLPLANE)
 
 
 def stop(workdir):
