@@ -10,9 +10,8 @@ import json
 import os
 import subprocess
 
-from harness.openbao import bao_binary
-
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import extract_templates
+from harness.openbao import bao_binary
 
 
 def agent_config(vault_addr, templates, out_dir, auth, ca_file=None):
