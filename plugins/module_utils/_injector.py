@@ -262,7 +262,7 @@ def render_templates(intermediate_mount="istioca", root_mount="pki", kv_mount="s
 
 
 def _owned_annotation_names():
-    names = ["agent-inject", "role", "secret-volume-path", "agent-init-first", "agent-pre-populate-only"]
+    names = ["agent-inject", "role", "auth-path", "secret-volume-path", "agent-init-first", "agent-pre-populate-only"]
     for file_name in BUNDLE_FILES:
         names.extend((f"agent-inject-secret-{file_name}", f"agent-inject-template-{file_name}"))
     return names
@@ -285,13 +285,15 @@ def managed_keys(prefix=VAULT_PREFIX, extra_env=None):
 def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
                     kv_field="ca-key.pem", role="istiod", secret_volume_path="/etc/cacerts-vault",
                     prefix=VAULT_PREFIX, agent_init_first=None, agent_pre_populate_only=None, extra_env=None,
-                    extra_annotations=None):
+                    extra_annotations=None, auth_mount=None):
     """Return ``{"env": [...], "annotations": {...}}`` for istiod's deployment (TSB ``kubeSpec.deployment``).
 
     ``env`` is ``ROOT_CA_DIR=<secret_volume_path>`` followed by ``extra_env`` in the given order (a list of
     ``{name, value}`` or a dict; booleans become "true"/"false"). ``annotations`` is a dict sorted by key, the
     guide's order. ``agent_init_first`` and ``agent_pre_populate_only`` are emitted as "true"/"false" only when
-    not None. ``extra_annotations`` may not set any key of :func:`managed_keys`.
+    not None. ``extra_annotations`` may not set any key of :func:`managed_keys`. ``auth_mount`` is the Kubernetes
+    auth mount the agent logs in at: the injector's default is ``auth/kubernetes``, so ``<prefix>/auth-path`` is
+    emitted only for another mount (one mount per cluster in a multi-cluster mesh).
     """
     prefix = normalize_prefix(prefix)
     volume = normalize_secret_volume_path(secret_volume_path)
@@ -309,6 +311,8 @@ def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="se
     for file_name, (path, template) in templates.items():
         annotations[f"{prefix}/agent-inject-secret-{file_name}"] = path
         annotations[f"{prefix}/agent-inject-template-{file_name}"] = template
+    if auth_mount is not None and normalize_vault_path(auth_mount, "auth_mount") != "kubernetes":
+        annotations[f"{prefix}/auth-path"] = "auth/" + normalize_vault_path(auth_mount, "auth_mount")
     if init_first is not None:
         annotations[f"{prefix}/agent-init-first"] = "true" if init_first else "false"
     if pre_populate_only is not None:

@@ -425,7 +425,7 @@ def test_vault_paths_read_validates():
 @pytest.mark.parametrize("prefix", [VAULT_PREFIX, OPENBAO_PREFIX])
 def test_managed_keys_cover_everything_we_emit(prefix):
     injection = build_injection(prefix=prefix, agent_init_first=True, agent_pre_populate_only=True,
-                                extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"})
+                                extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"}, auth_mount="kubernetes-east")
     owned = managed_keys(prefix, extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"})
     assert owned["annotations"] == sorted(injection["annotations"])
     assert owned["env"] == [entry["name"] for entry in injection["env"]]
@@ -434,7 +434,7 @@ def test_managed_keys_cover_everything_we_emit(prefix):
 def test_managed_keys_default():
     owned = managed_keys()
     assert owned["env"] == ["ROOT_CA_DIR"]
-    assert len(owned["annotations"]) == 13
+    assert len(owned["annotations"]) == 14
     assert all(key.startswith("vault.hashicorp.com/") for key in owned["annotations"])
     assert "vault.hashicorp.com/agent-inject-template-cert-chain.pem" in owned["annotations"]
 
@@ -483,3 +483,13 @@ def test_extract_templates_rejects_orphan_templates():
 def test_extract_templates_rejects_non_dict():
     with pytest.raises(InjectorError, match="must be a dict"):
         extract_templates([("a", "b")])
+
+
+def test_auth_path_only_for_a_mount_other_than_the_injector_default():
+    assert not any(k.endswith("/auth-path") for k in build_injection(auth_mount="kubernetes")["annotations"])
+    assert not any(k.endswith("/auth-path") for k in build_injection()["annotations"])
+    east = build_injection(auth_mount="/kubernetes-east/")["annotations"]
+    assert east["vault.hashicorp.com/auth-path"] == "auth/kubernetes-east"
+    assert "vault.hashicorp.com/auth-path" in managed_keys()["annotations"]
+    with pytest.raises(InjectorError):
+        build_injection(auth_mount="kubernetes east")
