@@ -33,6 +33,9 @@ def _vault_errors(exc):
 
 
 def _capabilities(capability):
+    """'read'; a tuple is alternatives ('create' or 'update'); a frozenset is all of them ('delete' and 'sudo')."""
+    if isinstance(capability, frozenset):
+        return " and ".join("'%s'" % c for c in sorted(capability))
     if isinstance(capability, (list, tuple)):
         return " or ".join("'%s'" % c for c in capability)
     return "'%s'" % capability
@@ -42,7 +45,7 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
     ``action`` is a verb phrase ("read", "write", "log in with approle"), ``path`` the API path
-    without /v1/, ``capability`` the policy capability the call needs (or a tuple of alternatives), ``conn`` the
+    without /v1/, ``capability`` the policy capability the call needs (a tuple: any of them; a frozenset: all of them), ``conn`` the
     VaultConnection (for the URL and the CA in use), ``seal_status`` the body of sys/seal-status
     when the caller could read it after a 503 (it tells sealed from not initialised).
     """

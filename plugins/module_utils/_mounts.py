@@ -116,5 +116,5 @@ def ensure_auth_method(client, path, method_type, check_mode, description=None):
     result = MountResult(path, before, {"type": method_type})
     if result.changed and not check_mode:
         client.write("sys/auth/%s" % path, {"type": method_type, "description": description or ""},
-                     action="enable %s auth method" % method_type, capability=("create", "update", "sudo"))
+                     action="enable %s auth method" % method_type, capability=frozenset(["update", "sudo"]))
     return result
