@@ -45,9 +45,10 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
     ``action`` is a verb phrase ("read", "write", "log in with approle"), ``path`` the API path
-    without /v1/, ``capability`` the policy capability the call needs (a tuple: any of them; a frozenset: all of them), ``conn`` the
-    VaultConnection (for the URL and the CA in use), ``seal_status`` the body of sys/seal-status
-    when the caller could read it after a 503 (it tells sealed from not initialised).
+    without /v1/, ``capability`` the policy capability the call needs (a tuple: any of them; a
+    frozenset: all of them), ``conn`` the VaultConnection (for the URL and the CA in use),
+    ``seal_status`` the body of sys/seal-status when the caller could read it after a 503 (it tells
+    sealed from not initialised).
     """
     target = "Failed to %s '%s'" % (action, path)
     url = conn.url if conn is not None else "?"

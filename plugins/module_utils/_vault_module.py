@@ -39,13 +39,20 @@ def vault_argspec(module_spec):
 
 
 class VaultModule(AnsibleModule):
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec, hvac_required=True, **kwargs):
+        """``hvac_required=False`` for modules that contact Vault only for some inputs: then hvac is
+        checked when get_authenticated_client() is called."""
         super(VaultModule, self).__init__(argument_spec=vault_argspec(argument_spec), **kwargs)
+        if hvac_required:
+            self._require_hvac()
+
+    def _require_hvac(self):
         if not HAS_HVAC:
             self.fail_json(msg=missing_required_lib("hvac"), exception=HVAC_IMPORT_ERROR)
 
     def get_authenticated_client(self):
         """Resolve the connection (params, then environment), log in, return a VaultClient."""
+        self._require_hvac()
         conn = VaultConnection.from_params(self.params)
         if not conn.validate_certs:
             self.warn("TLS certificate verification of %s is disabled (validate_certs: false or VAULT_SKIP_VERIFY);"
