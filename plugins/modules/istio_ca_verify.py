@@ -1,0 +1,422 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: istio_ca_verify
+short_description: Check an Istio plugin-CA bundle the way istiod loads it, before rollout
+version_added: 0.1.0
+description:
+  - Verifies the four files istiod reads from C(ROOT_CA_DIR) - C(ca-cert.pem), C(ca-key.pem), C(cert-chain.pem),
+    C(root-cert.pem) - with the checks istiod runs when it starts, and the ones that catch a bundle istiod would
+    accept but that breaks the mesh later. A wrong file makes istiod crash-loop or, worse, silently fall back to a
+    self-signed CA; this module lets a playbook fail before anything rolls out.
+  - "Input, one of: a directory (O(path), for example what C(bao agent) or C(vault agent) rendered), the four PEM
+    texts (O(ca_cert_pem), O(ca_key_pem), O(cert_chain_pem), O(root_cert_pem)), or Vault itself (O(vault_paths)): the
+    module then reads C(<intermediate>/cert/ca), C(<intermediate>/cert/ca_chain), C(<root>/cert/ca) and the KV v2 field
+    C(<kv>/data/<path>) with the connection and auth options, and renders them exactly as the injector's templates do
+    (a missing field becomes C(<no value>), a missing root certificate an empty file). Authenticating as istiod does
+    (O(auth_method=kubernetes), O(role_id)) also proves its policy."
+  - "Checks (each reported with its result and a detail that says how to fix it): C(files_not_empty),
+    C(no_unrendered_values) (no C(<no value>)), C(no_tls_crt) (a C(tls.crt) switches istiod to another file layout),
+    C(ca_cert_parses), C(ca_key_parses) (PKCS#1, PKCS#8 or EC, not encrypted), C(cert_chain_parses),
+    C(root_cert_parses), C(key_matches_cert), C(ca_cert_is_ca) (basic constraints), C(ca_cert_key_cert_sign),
+    C(cert_chain_starts_with_ca_cert), C(chains_to_root) (the first certificate of C(ca-cert.pem) verifies to
+    C(root-cert.pem) through C(cert-chain.pem)), C(roots_self_signed_ca), C(root_cert_excludes_intermediate),
+    C(ext_key_usage), C(certificates_valid_now), C(intermediate_within_root_lifetime), and finally
+    C(workload_cert_verifies) - a throw-away SPIFFE workload certificate is signed with the key and verified leaf to
+    intermediate to root, as a peer would. O(min_days_left) adds C(min_days_left)."
+  - Fails when any check fails; the message lists every failed check and the result still holds the whole report.
+  - The private key is never returned, logged or written anywhere.
+author:
+  - meshpki maintainers (@meshpki)
+requirements:
+  - cryptography
+  - hvac >= 2.0.0 (only with O(vault_paths))
+extends_documentation_fragment:
+  - meshpki.vault_ca.connection
+  - meshpki.vault_ca.auth
+  - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.action_group_vault
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads, so it runs exactly the same in check mode.
+  diff_mode:
+    support: none
+    details: Nothing is changed, so there is nothing to diff.
+options:
+  path:
+    description:
+      - Directory holding the four files, as istiod's C(ROOT_CA_DIR) (for example a directory rendered by the agent).
+      - A missing file counts as empty.
+    type: path
+  ca_cert_pem:
+    description: The text of C(ca-cert.pem) (the intermediate CA certificate). Give all four PEM options together.
+    type: str
+  ca_key_pem:
+    description: The text of C(ca-key.pem) (the intermediate's private key). Never returned or logged.
+    type: str
+  cert_chain_pem:
+    description: The text of C(cert-chain.pem) (intermediate first, then up to the root).
+    type: str
+  root_cert_pem:
+    description: The text of C(root-cert.pem) (the root CA certificate or certificates).
+    type: str
+  vault_paths:
+    description:
+      - Read the bundle from Vault as the injected agent does, with the connection and auth options. V({}) reads the
+        guide's paths.
+      - Without it, the connection and auth options are not needed and not used.
+    type: dict
+    suboptions:
+      intermediate_mount:
+        description: PKI mount of Istio's intermediate CA.
+        type: str
+        default: istioca
+      root_mount:
+        description: PKI mount of the root CA.
+        type: str
+        default: pki
+      kv_mount:
+        description: KV version 2 mount holding the intermediate's key.
+        type: str
+        default: secret
+      kv_path:
+        description: Path of the key's secret in O(vault_paths.kv_mount), without C(data/).
+        type: str
+        default: istioca
+      kv_field:
+        description: Field of that secret holding the PEM key.
+        type: str
+        default: ca-key.pem
+  read_with_policy:
+    description:
+      - With O(vault_paths), read the bundle with a fresh token that holds only this policy (and C(default)) - what
+        istiod's agent gets from its Kubernetes auth role - instead of the task's own token. A policy that does not
+        grant the four reads then fails the check with the path and the capability missing.
+      - The token is created with C(auth/token/create), which needs a task token allowed to create tokens with that
+        policy (root, or C(sudo) on C(auth/token/create)). It lives 60 seconds and is used up by the four reads
+        (C(num_uses=4)), so nothing outlives the task.
+    type: str
+  min_days_left:
+    description:
+      - Also fail (check C(min_days_left)) when the intermediate or a CA above it expires in fewer days than this.
+      - Without it, the days left are only reported (and a warning is given under 30 days).
+    type: int
+notes:
+  - istiod itself verifies with Go's C(crypto/x509) at start; this module runs the same checks with C(cryptography)
+    plus the ones that istiod skips (chain order, root file holding the intermediate, intermediate outliving the root).
+seealso:
+  - module: meshpki.vault_ca.tsb_controlplane_annotations
+  - name: Istio plugin CA certificates
+    description: The files istiod reads from ROOT_CA_DIR.
+    link: https://istio.io/latest/docs/tasks/security/cert-management/plugin-ca-cert/
+'''
+
+EXAMPLES = r'''
+- name: Check the files an agent rendered (what istiod will read from ROOT_CA_DIR)
+  meshpki.vault_ca.istio_ca_verify:
+    path: /etc/cacerts-vault
+
+- name: Check the bundle in Vault before changing the ControlPlane, logged in as istiod would be
+  meshpki.vault_ca.istio_ca_verify:
+    url: https://vault.example.com:8200
+    auth_method: kubernetes
+    role_id: istiod
+    jwt: "{{ istiod_service_account_token }}"
+    vault_paths:
+      intermediate_mount: istioca
+      root_mount: pki
+      kv_mount: secret
+      kv_path: istioca
+      kv_field: ca-key.pem
+    min_days_left: 30
+  register: bundle
+
+- name: Show when the intermediate expires
+  ansible.builtin.debug:
+    msg: "{{ bundle.certificates.intermediate.subject }} expires {{ bundle.certificates.intermediate.not_after }}"
+
+- name: Check PEM texts from elsewhere (the key stays out of logs)
+  meshpki.vault_ca.istio_ca_verify:
+    ca_cert_pem: "{{ lookup('ansible.builtin.file', 'istioca.crt') }}"
+    ca_key_pem: "{{ istioca_key }}"
+    cert_chain_pem: "{{ lookup('ansible.builtin.file', 'istioca-chain.pem') }}"
+    root_cert_pem: "{{ lookup('ansible.builtin.file', 'root.crt') }}"
+
+- name: Report without failing, then decide
+  meshpki.vault_ca.istio_ca_verify:
+    path: /tmp/rendered
+  register: report
+  failed_when: false
+
+- name: List what is wrong
+  ansible.builtin.debug:
+    msg: "{{ report.checks | rejectattr('passed') | map(attribute='detail') | list }}"
+'''
+
+RETURN = r'''
+valid:
+  description: Whether every check passed.
+  returned: always
+  type: bool
+  sample: true
+failed_checks:
+  description: Names of the checks that did not pass (including those skipped because an earlier check failed).
+  returned: always
+  type: list
+  elements: str
+  sample: [key_matches_cert, workload_cert_verifies]
+checks:
+  description: Every check in order, with its result.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the check.
+      type: str
+    passed:
+      description: Whether it passed.
+      type: bool
+    detail:
+      description: What was found, and for a failure how to fix it.
+      type: str
+    skipped:
+      description: Present and true when the check could not run because an earlier check failed.
+      type: bool
+  sample:
+    - name: key_matches_cert
+      passed: true
+      detail: ca-key.pem (RSA 2048) is the key of 'CN=tetrate.io Intermediate Authority'
+source:
+  description: Where the files came from - V(directory), V(pem) or V(vault).
+  returned: always
+  type: str
+  sample: vault
+sources:
+  description: For each of the four files, where it was read (file path, C(vault:<path>) or the option name).
+  returned: always
+  type: dict
+  sample: {ca-cert.pem: "vault:istioca/cert/ca", ca-key.pem: "vault:secret/data/istioca"}
+certificates:
+  description: Each certificate found (no key material).
+  returned: always
+  type: dict
+  contains:
+    intermediate:
+      description: The first certificate of C(ca-cert.pem) - subject, issuer, serial (Vault's colon format),
+        not_before, not_after, days_left, sha256_fingerprint, is_ca, self_signed, key_type, key_bits. Null when it
+        did not parse.
+      type: dict
+    chain:
+      description: The certificates of C(cert-chain.pem), same fields.
+      type: list
+      elements: dict
+    roots:
+      description: The certificates of C(root-cert.pem), same fields.
+      type: list
+      elements: dict
+chain_path:
+  description: Subjects from the intermediate to the root it verified to; empty when it did not.
+  returned: always
+  type: list
+  elements: str
+  sample: ["CN=tetrate.io Intermediate Authority", "CN=tetrate.io"]
+key_info:
+  description: Type, size and PEM format of the key (never the key itself); null when it did not parse.
+  returned: always
+  type: dict
+  sample: {type: rsa, bits: 2048, format: pkcs1}
+days_left:
+  description: Days until the first expiry among the intermediate and the CAs above it; null when nothing parsed.
+  returned: always
+  type: int
+  sample: 364
+'''
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+    BUNDLE_FILES,
+    InjectorError,
+    bundle_secret_paths,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    NO_VALUE,
+    BundleError,
+    read_bundle_dir,
+    verify_bundle,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+
+PEM_OPTIONS = dict((("ca-cert.pem", "ca_cert_pem"), ("ca-key.pem", "ca_key_pem"),
+                    ("cert-chain.pem", "cert_chain_pem"), ("root-cert.pem", "root_cert_pem")))
+WARN_DAYS = 30
+
+VAULT_PATHS_SPEC = dict(
+    intermediate_mount=dict(type="str", default="istioca"),
+    root_mount=dict(type="str", default="pki"),
+    kv_mount=dict(type="str", default="secret"),
+    kv_path=dict(type="str", default="istioca"),
+    kv_field=dict(type="str", default="ca-key.pem"),
+)
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path"),
+    ca_cert_pem=dict(type="str"),
+    ca_key_pem=dict(type="str", no_log=True),
+    cert_chain_pem=dict(type="str"),
+    root_cert_pem=dict(type="str"),
+    vault_paths=dict(type="dict", options=VAULT_PATHS_SPEC),
+    read_with_policy=dict(type="str"),
+    min_days_left=dict(type="int"),
+)
+
+# What each template reads and what it renders when the field is missing (the guide's templates: Go's
+# text/template prints "<no value>" for a missing map key; root-cert.pem's `"" | or (...)` renders "").
+READS = {
+    "ca-cert.pem": ("the intermediate certificate", "certificate", NO_VALUE),
+    "cert-chain.pem": ("the intermediate's CA chain", "certificate", NO_VALUE),
+    "root-cert.pem": ("the root certificate", "certificate", ""),
+    "ca-key.pem": ("the intermediate's key", None, NO_VALUE),
+}
+
+
+def render_like_the_agent(name, body, kv_field):
+    """The text the injector's template for ``name`` renders from the Vault response ``body`` (None: 404)."""
+    if body is None:
+        return None
+    data = body.get("data") or {}
+    if not data:
+        return "\n"  # `with secret` skips its body on empty data; the newline after `end` stays
+    _what, field, missing = READS[name]
+    if field is None:
+        data = data.get("data") if isinstance(data.get("data"), dict) else {}
+        field = kv_field
+    value = data.get(field)
+    if value is None or (missing == "" and not value):
+        value = missing
+    return "%s\n" % value
+
+
+def read_from_vault(module, options):
+    try:
+        paths = bundle_secret_paths(options["intermediate_mount"], options["root_mount"], options["kv_mount"],
+                                    options["kv_path"])
+    except InjectorError as e:
+        raise MeshPkiError("Invalid vault_paths: %s." % e)
+    client = module.get_authenticated_client()
+    policy = module.params["read_with_policy"]
+    if policy:
+        created = client.write("auth/token/create", {
+            "policies": [policy], "ttl": "60s", "explicit_max_ttl": "60s", "num_uses": len(BUNDLE_FILES),
+            "renewable": False, "display_name": "meshpki-istio-ca-verify"},
+            action="create a token with policy '%s' to read as istiod would" % policy, capability="update")
+        client.hvac.token = created["auth"]["client_token"]
+    texts, sources = {}, {}
+    for name in BUNDLE_FILES:
+        what = READS[name][0]
+        body = client.read(paths[name], action="read %s for %s" % (what, name))
+        texts[name] = render_like_the_agent(name, body, options["kv_field"])
+        sources[name] = "vault:%s" % paths[name] + ("" if body is not None else " (not found)")
+    return texts, sources
+
+
+def gather(module):
+    """``(source, texts, file_names, sources, description)``."""
+    params = module.params
+    if params["path"]:
+        try:
+            texts, names = read_bundle_dir(params["path"])
+        except BundleError as e:
+            raise MeshPkiError("Cannot read the CA bundle: %s." % e)
+        sources = dict((name, "%s/%s" % (params["path"].rstrip("/"), name) if texts[name] is not None
+                        else "%s/%s (missing)" % (params["path"].rstrip("/"), name)) for name in BUNDLE_FILES)
+        return "directory", texts, names, sources, "the directory '%s'" % params["path"]
+    if params["vault_paths"] is not None:
+        texts, sources = read_from_vault(module, params["vault_paths"])
+        return "vault", texts, None, sources, "Vault (%s)" % ", ".join(sources[name] for name in BUNDLE_FILES)
+    texts = dict((name, params[option]) for name, option in PEM_OPTIONS.items())
+    sources = dict((name, option) for name, option in PEM_OPTIONS.items())
+    return "pem", texts, None, sources, "the PEM options"
+
+
+def min_days_check(report, minimum):
+    days = report["days_left"]
+    if days is None:
+        return dict(name="min_days_left", passed=False, skipped=True,
+                    detail="not run: no certificate parsed (see the checks above)")
+    if days < minimum:
+        return dict(name="min_days_left", passed=False,
+                    detail="the bundle expires in %d day(s), fewer than min_days_left=%d: rotate the intermediate "
+                           "(or the root) now" % (days, minimum))
+    return dict(name="min_days_left", passed=True,
+                detail="%d day(s) left, at least min_days_left=%d" % (days, minimum))
+
+
+def failure_message(description, checks):
+    failed = [check for check in checks if not check["passed"] and not check.get("skipped")]
+    skipped = [check["name"] for check in checks if check.get("skipped")]
+    msg = "The Istio CA bundle from %s would break istiod or the mesh - %d check(s) failed: %s" % (
+        description, len(failed), "; ".join("%s: %s" % (check["name"], check["detail"]) for check in failed))
+    if skipped:
+        msg += ". Not run because of these failures: %s" % ", ".join(skipped)
+    return msg
+
+
+def run_module(module):
+    source, texts, names, sources, description = gather(module)
+    try:
+        report = verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"],
+                               texts["root-cert.pem"], file_names=names)
+    except BundleError as e:
+        raise MeshPkiError("Cannot verify the CA bundle from %s: %s." % (description, e))
+    checks = list(report["checks"])
+    if module.params["min_days_left"] is not None:
+        checks.append(min_days_check(report, module.params["min_days_left"]))
+    failed = [check["name"] for check in checks if not check["passed"]]
+    result = dict(
+        changed=False, valid=not failed, failed_checks=failed, checks=checks, source=source, sources=sources,
+        certificates=report["certificates"], chain_path=report["path"], key_info=report["key"],
+        days_left=report["days_left"],
+    )
+    if failed:
+        module.fail_json(msg=failure_message(description, checks), **result)
+    if report["days_left"] is not None and report["days_left"] < WARN_DAYS and module.params["min_days_left"] is None:
+        module.warn("The Istio CA bundle from %s expires in %d day(s): plan the rotation."
+                    % (description, report["days_left"]))
+    module.exit_json(**result)
+
+
+def main():
+    sources = ("path", "vault_paths")
+    module = VaultModule(
+        argument_spec=ARGUMENT_SPEC,
+        mutually_exclusive=[sources] + [(source, option) for source in sources for option in PEM_OPTIONS.values()],
+        required_together=[tuple(PEM_OPTIONS.values())],
+        required_one_of=[("path", "vault_paths", "ca_cert_pem")],
+        required_by={"read_with_policy": ("vault_paths",)},
+        supports_check_mode=True,
+        hvac_required=False,
+    )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    try:
+        run_module(module)
+    except MeshPkiError as e:
+        module.fail_from(e)
+
+
+if __name__ == "__main__":
+    main()
