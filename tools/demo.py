@@ -1,53 +1,165 @@
-"""`make demo`: the collection's main job against the embedded default, a local OpenBao dev server.
+"""`make demo`: the collection's main job end to end against the embedded default.
 
-Starts ``bao server -dev`` on 127.0.0.1 and a free port, runs playbooks/demo.yml twice with
-VAULT_ADDR/VAULT_TOKEN exported (as a user would), shows that the second run changed nothing,
-and stops the server whatever happens.
+1. Starts a local OpenBao dev server and a fake Kubernetes API (tools/embedded.py).
+2. Writes a sample TSB ControlPlane manifest (file mode: the GitOps way, no cluster write).
+3. Runs the main playbook (meshpki.vault_ca.istio_vault_ca) with the guide's values.
+4. Renders the four files with the real `bao agent` from the annotations just written, logging in
+   as istiod's service account through Vault's Kubernetes auth (the fake answers TokenReview).
+5. Checks them with meshpki.vault_ca.istio_ca_verify and `openssl verify`, prints the verdict.
+6. Runs the playbook again and shows changed=0 (and zero writes in Vault's audit log).
+7. Stops every process it started, whatever happened.
 """
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path[:0] = [os.path.join(REPO, "tools"), os.path.join(REPO, "tests")]
 
-from harness.openbao import OpenBaoServer  # noqa: E402
+import embedded  # noqa: E402
+
+from harness.openbao import AuditLog  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 
+MANIFEST = """\
+# The TSB ControlPlane of this cluster, as kept in Git. The collection adds ROOT_CA_DIR and the
+# Vault Agent Injector annotations and keeps everything else, this comment included.
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: tsb
+---
+apiVersion: install.tetrate.io/v1alpha1
+kind: ControlPlane
+metadata:
+  name: controlplane
+  namespace: tsb
+spec:
+  hub: registry.example.com/tetrate
+  managementPlane:
+    host: tsb.example.com
+    port: 8443
+    clusterName: demo
+  components:
+    istio:
+      kubeSpec:
+        deployment:
+          env:
+            - name: PILOT_TRACE_SAMPLING
+              value: "1"
+          podAnnotations:
+            example.com/owner: platform-team
+"""
 
-def run_playbook(server, label):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_NOCOLOR="1",
+
+def ansible_env(env):
+    out = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, **server.env())
-    print("\n=== %s: ansible-playbook playbooks/demo.yml --diff" % label, flush=True)
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "demo.yml"),
-                           "--diff"], env=env, capture_output=True, text=True, check=False)
-    print(proc.stdout + proc.stderr, flush=True)
-    if proc.returncode != 0:
-        raise SystemExit("demo: %s failed (exit %d)" % (label, proc.returncode))
-    recap = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)", proc.stdout)
-    return int(recap.group(2))
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, VAULT_ADDR=env["VAULT_ADDR"], VAULT_TOKEN=env["VAULT_TOKEN"])
+    out["PATH"] = BIN + os.pathsep + out.get("PATH", "")
+    return out
+
+
+def step(title):
+    print("\n=== %s" % title, flush=True)
+
+
+def run(args, env, check=True):
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        print(proc.stdout[-6000:] + proc.stderr[-3000:])
+        raise SystemExit("demo: %s failed (exit %d)" % (" ".join(args[:2]), proc.returncode))
+    return proc
+
+
+def recap(stdout):
+    match = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout)
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+
+
+def summary_lines(stdout):
+    """The role's summary task output (the msg list)."""
+    block = stdout.split("TASK [meshpki.vault_ca.istio_vault_ca : Summary]")[-1]
+    return [json.loads(line.strip().rstrip(",")) for line in block.splitlines()
+            if line.strip().startswith('"') and ":" in line and not line.strip().startswith('"msg"')]
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="meshpki-demo-") as workdir:
-        with OpenBaoServer(workdir, audit=True) as server:
-            print("OpenBao dev server (embedded default) at %s" % server.url)
-            first = run_playbook(server, "first run")
-            mark = server.audit.mark()
-            second = run_playbook(server, "second run")
-            writes = server.audit.writes(since=mark)
-            print("=== summary")
-            print("first run:  changed=%d" % first)
-            print("second run: changed=%d, write requests to Vault: %d (audit log)" % (second, len(writes)))
-            if first < 1 or second != 0 or writes:
-                raise SystemExit("demo: expected a change on the first run and none on the second")
-            print("verdict: the guide's istioca policy is applied and a re-run changes nothing")
-        print("OpenBao stopped.")
+    started = time.time()
+    workdir = tempfile.mkdtemp(prefix="meshpki-demo-")
+    try:
+        step("1. embedded default: local OpenBao dev server + fake Kubernetes API")
+        env = embedded.start(os.path.join(workdir, "embedded"))
+        cluster = env["clusters"][embedded.DEFAULT_CLUSTER]
+        print("OpenBao at %s, Kubernetes API at %s" % (env["VAULT_ADDR"], cluster["host"]))
+        manifest = os.path.join(workdir, "controlplane.yaml")
+        with open(manifest, "w") as f:
+            f.write(MANIFEST)
+        extra = {
+            "istio_vault_ca_manifest_path": manifest,
+            "istio_vault_ca_kubeconfig": cluster["kubeconfig"],
+            "istio_vault_ca_k8s_token_reviewer": {"create": True},
+            "istio_vault_ca_extra_env": {"AUTO_RELOAD_PLUGIN_CERTS": "true"},
+        }
+        extra_file = os.path.join(workdir, "vars.json")
+        with open(extra_file, "w") as f:
+            json.dump(extra, f)
+        aenv = ansible_env(env)
+        playbook = [os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "istio_vault_ca.yml"),
+                    "-e", "@" + extra_file]
+
+        step("2. ansible-playbook playbooks/istio_vault_ca.yml (the guide's values, ControlPlane in %s)" % manifest)
+        first = run(playbook + ["--diff"], aenv)
+        print(first.stdout[-5000:])
+
+        step("3. bao agent renders the four files from the annotations written to the manifest")
+        bundle = os.path.join(workdir, "etc-cacerts-vault")
+        rendered = run([sys.executable, os.path.join(REPO, "tools", "render_bundle.py"), "--embedded",
+                        os.path.join(workdir, "embedded"), "--out", bundle, "--manifest", manifest], aenv)
+        print(rendered.stdout.strip())
+
+        step("4. would istiod accept them? meshpki.vault_ca.istio_ca_verify and openssl verify")
+        verdict = run([os.path.join(BIN, "ansible"), "localhost", "-m", "meshpki.vault_ca.istio_ca_verify",
+                       "-a", "path=" + bundle], aenv, check=False)
+        checks = re.findall(r'"name": "([a-z_]+)",\s+"passed": (true|false)', verdict.stdout)
+        for name, passed in checks:
+            print("  %-36s %s" % (name, "ok" if passed == "true" else "FAILED"))
+        openssl = run(["openssl", "verify", "-CAfile", os.path.join(bundle, "root-cert.pem"), "-untrusted",
+                       os.path.join(bundle, "cert-chain.pem"), os.path.join(bundle, "ca-cert.pem")], aenv,
+                      check=False)
+        print("  openssl verify: %s" % (openssl.stdout.strip() or openssl.stderr.strip()))
+
+        step("5. second run: nothing to do")
+        audit = AuditLog(env["MESHPKI_AUDIT_LOG"])
+        mark = audit.mark()
+        second = run(playbook, aenv)
+        writes = audit.writes(since=mark)
+
+        step("summary")
+        for line in summary_lines(first.stdout):
+            print("  " + line)
+        first_recap, second_recap = recap(first.stdout), recap(second.stdout)
+        accepted = verdict.returncode == 0 and openssl.returncode == 0 and bool(checks)
+        print("  first run:  changed=%(changed)d failed=%(failed)d" % first_recap)
+        print("  second run: changed=%(changed)d failed=%(failed)d" % second_recap
+              + ", Vault writes: %d (%s)" % (len(writes), ", ".join(p for _op, p in writes) or "none"))
+        print("  wall time: %.0f s" % (time.time() - started))
+        if not accepted:
+            raise SystemExit("verdict: istiod would REJECT this bundle")
+        print("verdict: istiod would accept the bundle (%d checks passed, openssl OK)" % len(checks))
+        if second_recap["changed"] != 0:
+            raise SystemExit("demo: the second run changed something")
+    finally:
+        embedded.stop(os.path.join(workdir, "embedded"))
+        shutil.rmtree(workdir, ignore_errors=True)
+        print("all processes stopped.")
 
 
 if __name__ == "__main__":

@@ -82,8 +82,10 @@ def seed_controlplane(kubeconfig, namespace="tsb"):
 
     api = config.new_client_from_config(config_file=kubeconfig)
     core = client.CoreV1Api(api)
-    if namespace not in [ns.metadata.name for ns in core.list_namespace().items]:
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    existing = [ns.metadata.name for ns in core.list_namespace().items]
+    for name in (namespace, "vault", "istio-system"):  # the reviewer and istiod live in the latter two
+        if name not in existing:
+            core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     custom = client.CustomObjectsApi(api)
     try:
         custom.get_namespaced_custom_object("install.tetrate.io", "v1alpha1", namespace, "controlplanes",
