@@ -46,7 +46,7 @@ options:
     description: Where the device is mounted (C(sys/audit/<path>)). Defaults to O(device_type).
     type: str
   options:
-    description: The device's options, for example V({file_path: /vault/vault-audit.log}). Values are strings.
+    description: The device's options, for example C(file_path) for a file device. Values are strings.
     type: dict
     default: {}
   description:

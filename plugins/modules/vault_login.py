@@ -18,7 +18,7 @@ description:
     again in each of them.
   - With O(state=absent), revokes the token given in O(token) (C(auth/token/revoke-self)); an already invalid
     token is not an error.
-  - The returned token is a secret. Use C(no_log: true) on the task that registers it - Ansible cannot hide a
+  - The returned token is a secret. Set C(no_log) to true on the task that registers it - Ansible cannot hide a
     value a module returns.
 author:
   - meshpki maintainers (@meshpki)
