@@ -7,7 +7,8 @@ cluster, as background processes that outlive this command (molecule's prepare/d
 
 Each cluster is its own API server (own CA, own service-account signing key), so a token of one
 cluster is refused by another's TokenReview, as between real clusters. Every cluster gets a
-ControlPlane ``tsb/controlplane`` with fields of its own. env.json holds VAULT_ADDR, VAULT_TOKEN
+ControlPlane ``tsb/controlplane`` and an IstioOperator ``istio-system/installed-state``, each with
+fields of its own. env.json holds VAULT_ADDR, VAULT_TOKEN
 (the dev server's root token), and per cluster its kubeconfig, API URL and CA file;
 K8S_AUTH_KUBECONFIG points at the first cluster's kubeconfig.
 """
@@ -40,6 +41,15 @@ SAMPLE_CONTROLPLANE = {
             "podAnnotations": {"example.com/owner": "platform-team"},
         }}}},
     },
+}
+
+
+SAMPLE_ISTIOOPERATOR = {
+    "apiVersion": "install.istio.io/v1alpha1",
+    "kind": "IstioOperator",
+    "metadata": {"name": "installed-state", "namespace": "istio-system"},
+    "spec": {"profile": "default", "components": {"pilot": {"k8s": {
+        "env": [{"name": "PILOT_ENABLE_STATUS", "value": "true"}]}}}},
 }
 
 
@@ -96,6 +106,8 @@ def seed_controlplane(kubeconfig, namespace="tsb"):
         body = json.loads(json.dumps(SAMPLE_CONTROLPLANE))
         body["metadata"]["namespace"] = namespace
         custom.create_namespaced_custom_object("install.tetrate.io", "v1alpha1", namespace, "controlplanes", body)
+        custom.create_namespaced_custom_object("install.istio.io", "v1alpha1", "istio-system", "istiooperators",
+                                               SAMPLE_ISTIOOPERATOR)
 
 
 def _write_private(path, text):

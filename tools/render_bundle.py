@@ -73,7 +73,7 @@ def main(argv=None):
     kubeconfig = env["clusters"][cluster]["kubeconfig"]
     annotations = read_annotations(args.target, kubeconfig, args.namespace, args.name, args.manifest)
     os.makedirs(args.out, exist_ok=True)
-    jwt_file = os.path.join(args.embedded, "istiod.jwt")
+    jwt_file = os.path.join(args.out, ".istiod.jwt")  # per output: clusters render in parallel
     with open(jwt_file, "w") as f:
         f.write(embedded.mint(args.embedded, args.sa_namespace, args.sa_name, cluster))
     auth_path = annotations.get(args.prefix + "/auth-path", "auth/kubernetes")

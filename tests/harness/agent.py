@@ -21,7 +21,7 @@ def agent_config(vault_addr, templates, out_dir, auth, ca_file=None):
     {"method": "token_file", "token_file": ...}."""
     if auth["method"] == "kubernetes":
         method = {"type": "kubernetes", "mount_path": "auth/" + auth.get("mount", "kubernetes"),
-                  "config": {"role": auth["role"], "token_path": auth["jwt_file"]}}
+                  "config": {"role": auth["role"], "token_path": auth["jwt_file"]}, "exit_on_err": True}
     else:
         method = {"type": "token_file", "config": {"token_file_path": auth["token_file"]}}
     vault = {"address": vault_addr}
