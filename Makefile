@@ -15,7 +15,7 @@ SANITY_FILES ?= --cached --others --exclude-standard
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
-.PHONY: help venv demo test unit integration sanity lint changelog-lint clean
+.PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
@@ -36,7 +36,7 @@ $(COLLECTION_LINK):
 demo: venv
 	$(BIN)/python tools/demo.py
 
-test: venv unit integration lint changelog-lint sanity
+test: venv unit integration molecule lint ansible-lint changelog-lint sanity
 	@echo "make test: all passed"
 
 unit: venv
@@ -45,8 +45,17 @@ unit: venv
 integration: venv
 	$(BIN)/python -m pytest tests/integration -q -n 2 $(PYTEST_ARGS)
 
+# The role end to end on localhost: default (one cluster) and multicluster (three clusters, each
+# with its own fake API server). The kind scenario needs Docker and is not run here.
+molecule: venv
+	PATH="$(BIN):$$PATH" MOLECULE_PYTHON=$(BIN)/python $(BIN)/molecule test -s default
+	PATH="$(BIN):$$PATH" MOLECULE_PYTHON=$(BIN)/python $(BIN)/molecule test -s multicluster
+
 lint: venv
 	$(BIN)/ruff check .
+
+ansible-lint: venv
+	PATH="$(BIN):$$PATH" $(BIN)/ansible-lint --profile production --offline
 
 changelog-lint: venv
 	$(BIN)/antsibull-changelog lint
