@@ -139,10 +139,11 @@ class OpenBaoServer(object):
             self.ca_file = self.ca.write(self.workdir, "ca")[0]
             server = certs.make_server_cert(self.ca)
             cert_file, key_file = server.write(self.workdir, "server")
+            tls_port = int(self.tls_port or 0)
             parts.append('listener "tcp" {\n  address = "127.0.0.1:%d"\n  cluster_address = "127.0.0.1:%d"\n'
                          '  tls_cert_file = "%s"\n  tls_key_file = "%s"\n  tls_client_ca_file = "%s"\n'
                          '  tls_require_and_verify_client_cert = false\n}\n'
-                         % (self.tls_port, self.tls_port + 1, cert_file, key_file, self.ca_file))
+                         % (tls_port, tls_port + 1, cert_file, key_file, self.ca_file))
         if self.storage == "raft":
             data = os.path.join(self.workdir, "data")
             os.makedirs(data, exist_ok=True)

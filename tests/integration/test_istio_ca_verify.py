@@ -283,7 +283,9 @@ def test_read_with_policy_reads_as_istiod_would(bao, playbook):
                  kv_path="istioca-" + suffix)
     guide_pki(bao, paths["root_mount"], paths["intermediate_mount"], paths["kv_mount"], paths["kv_path"])
     istiod_policy(bao, "good-" + suffix, **paths)
-    istiod_policy(bao, "bad-" + suffix, **dict(paths, kv_path="elsewhere-" + suffix))
+    elsewhere = dict(paths)
+    elsewhere["kv_path"] = "elsewhere-" + suffix
+    istiod_policy(bao, "bad-" + suffix, **elsewhere)
     tasks = [
         verify_task("good policy", {"vault_paths": paths, "read_with_policy": "good-" + suffix}),
         verify_task("policy without the key", {"vault_paths": paths, "read_with_policy": "bad-" + suffix}),
@@ -301,7 +303,7 @@ def test_read_with_policy_reads_as_istiod_would(bao, playbook):
     assert sorted(created[0]["response"]["auth"]["policies"]) == ["default", "good-" + suffix]
     assert created[0]["response"]["auth"]["num_uses"] == 4
     # only token creation is written; the reads themselves are reads
-    assert [w for w in bao.audit.writes(since=mark)] == [("update", "auth/token/create")] * 2
+    assert bao.audit.writes(since=mark) == [("update", "auth/token/create")] * 2
 
 
 def test_ansible_doc_renders(tmp_path):

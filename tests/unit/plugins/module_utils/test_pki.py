@@ -213,7 +213,7 @@ def test_path_length_and_is_ca():
 
 def test_mount_table_is_read_once_per_run():
     client = _pki.MountTableCache(FakeClient({("GET", "sys/mounts"): mounts(pki={"type": "pki"})}))
-    for _ in range(3):
+    for _attempt in range(3):
         assert "pki/" in client.read("sys/mounts")["data"]
     client.read("pki/config/issuers")
     assert client.paths() == ["sys/mounts", "pki/config/issuers"]

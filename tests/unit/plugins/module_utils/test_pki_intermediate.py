@@ -132,8 +132,8 @@ def test_each_difference_is_a_reason():
         assert any(expected in reason for reason in reasons), (overrides, reasons)
     expired = backend(now=NOW + datetime.timedelta(hours=5000))
     assert any("it expired on" in reason for reason in expired.problems(world.current, world.stored(), world.root))
-    assert backend().problems(None, world.stored(), world.root) == ["'istioca' has no intermediate CA yet "
-                                                                   "(no default issuer)"]
+    expected = ["'istioca' has no intermediate CA yet (no default issuer)"]
+    assert backend().problems(None, world.stored(), world.root) == expected
 
 
 def test_stored_key_nobody_uses_is_resumed_not_replaced():
