@@ -39,12 +39,19 @@ def agent_config(vault_addr, templates, out_dir, auth, ca_file=None):
 
 
 def render(vault_addr, annotations, out_dir, auth, prefix="vault.hashicorp.com", ca_file=None, timeout=60):
-    """Run ``bao agent`` once; return the CompletedProcess. The four files land in ``out_dir``."""
+    """Run ``bao agent`` once on the templates of ``annotations``; return the CompletedProcess. The
+    four files land in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     templates = extract_templates(annotations, prefix=prefix)
+    return run_agent(agent_config(vault_addr, templates, out_dir, auth, ca_file), out_dir, timeout)
+
+
+def run_agent(config, out_dir, timeout=60):
+    """``bao agent`` once with ``config`` (exit_after_auth: render every template, then exit), as the
+    injector's init container does. The configuration file is removed afterwards."""
     config_path = os.path.join(out_dir, ".agent.json")
     with open(config_path, "w") as f:
-        json.dump(agent_config(vault_addr, templates, out_dir, auth, ca_file), f, indent=2)
+        json.dump(config, f, indent=2)
     env = dict(os.environ)
     for name in list(env):
         if name.startswith(("VAULT_", "BAO_")):

@@ -13,7 +13,6 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import BIN
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
     BUNDLE_FILES,
@@ -24,8 +23,9 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     vault_paths_read,
 )
 from ansible_collections.meshpki.vault_ca.plugins.modules.istio_ca_verify import render_like_the_agent
+from harness import agent
 from harness.fake_k8s import FakeKubeApi
-from harness.openbao import OpenBaoServer, _clean_env
+from harness.openbao import OpenBaoServer
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit", "plugins",
                       "module_utils", "golden", "controlplane_guide.yaml")
@@ -95,28 +95,6 @@ def guide_bao(tmp_path_factory):
         yield server
 
 
-def hcl(value):
-    return json.dumps(value)  # HCL string literals accept JSON's escapes
-
-
-def agent_config(bao, token_file, templates, out_dir, pid_file):
-    stanzas = "".join(
-        'template {\n  destination = %s\n  contents = %s\n  perms = "0600"\n}\n'
-        % (hcl(os.path.join(out_dir, name)), hcl(text)) for name, text in templates)
-    return ('pid_file = %s\nexit_after_auth = true\nvault {\n  address = %s\n}\n'
-            'auto_auth {\n  method "kubernetes" {\n    mount_path = "auth/kubernetes"\n    config = {\n'
-            '      role = "istiod"\n      token_path = %s\n    }\n  }\n}\n%s'
-            % (hcl(pid_file), hcl(bao.url), hcl(token_file), stanzas))
-
-
-def run_agent(config_path):
-    """``bao agent`` once (exit_after_auth: render every template, then exit), as the injector's init container."""
-    proc = subprocess.run([os.path.join(BIN, "bao"), "agent", "-config=" + config_path], env=_clean_env(),
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc
-
-
 def annotate_play(paths):
     task = {"meshpki.vault_ca.tsb_controlplane_annotations": {"path": paths[0], "name": "controlplane"}}
     openbao = {"meshpki.vault_ca.tsb_controlplane_annotations": {
@@ -157,11 +135,12 @@ def test_agent_renders_a_bundle_istiod_and_openssl_accept(guide_bao, playbook, t
         out = tmp_path / "etc-cacerts-vault"
         out.mkdir()
         wrong = render_templates(kv_field="not-the-field")["ca-key.pem"][1]  # what a wrong kv_field renders
-        config = tmp_path / "agent.hcl"
-        config.write_text(agent_config(bao, str(token_file), [(name, templates[name][1]) for name in BUNDLE_FILES]
-                                       + [("wrong-field-ca-key.pem", wrong)], str(out), str(tmp_path / "agent.pid")))
+        rendered = dict(templates, **{"wrong-field-ca-key.pem": ("secret/data/istioca", wrong)})
+        config = agent.agent_config(bao.url, rendered, str(out), {"method": "kubernetes", "mount": "kubernetes",
+                                                                   "role": "istiod", "jwt_file": str(token_file)})
         fake.clear_requests()
-        run_agent(str(config))
+        proc = agent.run_agent(config, str(out))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
         reviews = fake.token_reviews
         assert reviews and set((r["caller"], r["status"]["authenticated"], r["status"]["user"]["username"])
                                for r in reviews) == set([("system:serviceaccount:kube-system:vault-reviewer", True,
