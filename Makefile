@@ -15,11 +15,12 @@ SANITY_FILES ?= --cached --others --exclude-standard
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
-.PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean
+.PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean docs docs-lint \
+	test-matrix release-notes
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
-	@echo "make test   - every test: unit, integration (real OpenBao), sanity, lint"
+	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +37,7 @@ $(COLLECTION_LINK):
 demo: venv
 	$(BIN)/python tools/demo.py
 
-test: venv unit integration molecule lint ansible-lint changelog-lint sanity
+test: venv unit integration molecule lint ansible-lint docs-lint docs changelog-lint sanity
 	@echo "make test: all passed"
 
 unit: venv
@@ -73,5 +74,24 @@ sanity: venv
 	cd $(SANITY_ROOT) && git init -q && git add -A && \
 	  $(BIN)/ansible-test sanity --python 3.11 --requirements --color no
 
+# The HTML docs site (antsibull-docs + Sphinx, warnings are errors) in .docs-build/html/.
+docs: venv
+	tools/build_docs.sh
+
+# Plugin, role and docs-site documentation as antsibull-docs lints it, and the docs pages'
+# examples against the modules' options and the role's argument specs.
+docs-lint: venv
+	tools/docs_lint.sh
+
+# Unit + integration tests with ansible-core 2.16-2.19 (Python 3.11) and 2.20 (Python 3.12), each in
+# .venv-matrix-<version>. MATRIX="2.16 2.20" runs some; MATRIX_RESUME=1 skips entries passed on this tree.
+MATRIX ?=
+test-matrix: venv
+	tools/test_matrix.sh $(MATRIX)
+
+# changelogs/changelog.yaml and CHANGELOG.md for galaxy.yml's version from the fragments (kept); re-runnable.
+release-notes: venv
+	tools/release_notes.sh
+
 clean:
-	rm -rf .sanity .collections tests/output .pytest_cache .ruff_cache
+	rm -rf .sanity .collections tests/output .pytest_cache .ruff_cache .docs-build

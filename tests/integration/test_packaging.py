@@ -1,0 +1,436 @@
+"""The collection as users get it: the built tarball, installed with ansible-galaxy, documented by
+ansible-doc, put into an execution environment by ansible-builder, and run through ansible-runner
+(the engine AWX/AAP runs jobs with) with the environment our AWX credential type injects.
+
+Nothing here lists the collection's content by hand: modules, roles, filters and playbooks are
+whatever the source tree holds when the test runs.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import urllib.request
+import uuid
+
+import jinja2
+import jinja2.sandbox
+import pytest
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.dirname(sys.executable)
+with open(os.path.join(REPO, "galaxy.yml")) as _galaxy:
+    GALAXY = yaml.safe_load(_galaxy)
+FQCN = "%s.%s" % (GALAXY["namespace"], GALAXY["name"])
+TARBALL_NAME = "%s-%s-%s.tar.gz" % (GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
+
+# Never in a release: test output, virtualenvs, the collection link, the sanity copy, benchmark
+# output, the docs build, caches, execution-environment build contexts, VCS data.
+FORBIDDEN_PREFIXES = ("tests/output/", ".venv", "venv/", ".collections", ".sanity", "benchmarks/out/",
+                      ".docs-build", ".pytest_cache", ".ruff_cache", ".demo", ".git/", ".ci/",
+                      "docs/execution-environment/context/", "docs/execution-environment/collections/")
+# ... and, at any depth, virtualenvs and caches (benchmarks/ keeps a peer virtualenv, for example).
+FORBIDDEN_PARTS = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".tox", "node_modules")
+FORBIDDEN_PART_PREFIXES = (".venv", "venv")
+FORBIDDEN_SUFFIXES = (".pyc", ".tar.gz")
+# Files AWX records in a job's environment are redacted when their name matches this (AWX's
+# build_safe_env): a secret may reach ansible-runner's launch record only under such a name.
+AWX_REDACTED_ENV = re.compile(r"API|TOKEN|KEY|SECRET|PASS", re.I)
+
+
+def _tool(name):
+    path = os.path.join(BIN, name)
+    assert os.path.exists(path), "%s is missing: install the pinned tools with %s -m pip install -r " \
+                                 "requirements-test.txt" % (path, sys.executable)
+    return path
+
+
+def _run(args, env=None, cwd=None, timeout=300):
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, "%s failed (rc=%s):\n%s\n%s" % (" ".join(args), proc.returncode,
+                                                                proc.stdout[-4000:], proc.stderr[-4000:])
+    return proc
+
+
+def _source_files(pattern):
+    """Files of the source tree matching a glob, relative to the repository root."""
+    return sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, pattern)))
+
+
+def _plugin_names(kind):
+    """Names of the plugins of one type in the source tree (modules: files; filters: what each
+    FilterModule file is documented as)."""
+    names = []
+    for path in _source_files("plugins/%s/*.py" % kind):
+        base = os.path.basename(path)[:-3]
+        if base != "__init__":
+            names.append(base)
+    return names
+
+
+@pytest.fixture(scope="module")
+def canaries():
+    """Files in git-ignored places that must not reach the tarball, so the exclusion check has
+    something to exclude even in a fresh clone. Removed afterwards (only those created here)."""
+    created = []
+    for rel in ("tests/output/meshpki-packaging-canary.txt", "benchmarks/out/meshpki-packaging-canary.txt"):
+        path = os.path.join(REPO, rel)
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("must not be packaged\n")
+            created.append(path)
+    yield [os.path.relpath(p, REPO) for p in created]
+    for path in created:
+        if os.path.exists(path):  # a benchmark run may have emptied benchmarks/out meanwhile
+            os.remove(path)
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory, canaries):
+    out = tmp_path_factory.mktemp("build")
+    _run([_tool("ansible-galaxy"), "collection", "build", "--output-path", str(out), REPO])
+    path = out / TARBALL_NAME
+    assert path.exists(), sorted(os.listdir(out))
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory):
+    """The tarball installed into a clean collections path, as a user would."""
+    root = tmp_path_factory.mktemp("installed")
+    _run([_tool("ansible-galaxy"), "collection", "install", str(tarball), "-p", str(root)],
+         env={"ANSIBLE_COLLECTIONS_PATH": str(root)})
+    collection = root / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    assert (collection / "MANIFEST.json").exists()
+    assert not os.path.islink(collection), "installed copy must not be the source tree"
+    return root
+
+
+def _members(tarball):
+    with tarfile.open(tarball) as tar:
+        return [m.name[2:] if m.name.startswith("./") else m.name for m in tar.getmembers()]
+
+
+def test_tarball_holds_the_collection_and_nothing_from_development(tarball, canaries):
+    members = _members(tarball)
+    files = set(members)
+    bad = [m for m in members
+           if m.startswith(FORBIDDEN_PREFIXES) or m.endswith(FORBIDDEN_SUFFIXES)
+           or any(part in FORBIDDEN_PARTS or part.startswith(FORBIDDEN_PART_PREFIXES) for part in m.split("/"))]
+    assert not bad, "development files in the tarball: %s" % bad[:30]
+    for canary in canaries:
+        assert canary not in files
+
+    modules = _source_files("plugins/modules/*.py")
+    assert modules, "no modules in the source tree"
+    required = set(modules)
+    required |= set(_source_files("plugins/module_utils/*.py") + _source_files("plugins/doc_fragments/*.py")
+                    + _source_files("plugins/filter/*.py") + _source_files("roles/*/meta/argument_specs.yml")
+                    + _source_files("roles/*/tasks/*.yml") + _source_files("playbooks/*.yml")
+                    + _source_files("changelogs/changelog.yaml") + _source_files("docs/docsite/*.yml")
+                    + _source_files("docs/docsite/rst/*.rst"))
+    required |= {"MANIFEST.json", "FILES.json", "meta/runtime.yml", "meta/execution-environment.yml",
+                 "README.md", "requirements.txt", "bindep.txt", "LICENSES/GPL-3.0-or-later.txt"}
+    missing = sorted(required - files)
+    assert not missing, "missing from the tarball: %s" % missing
+
+    with tarfile.open(tarball) as tar:
+        manifest = json.loads(tar.extractfile("MANIFEST.json").read())
+    assert manifest["collection_info"]["version"] == GALAXY["version"]
+    size = os.path.getsize(tarball)
+    print("\n%s: %d bytes, %d members (%d modules)" % (TARBALL_NAME, size, len(members), len(modules)))
+    # The source is well under 1 MiB compressed; more means something large slipped in.
+    assert size < 1024 * 1024, "tarball is %d bytes: %s" % (size, sorted(members)[:50])
+
+
+def test_installed_tarball_documents_every_plugin_and_role(installed):
+    """ansible-doc, reading only the installed copy, parses every module, filter and role."""
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_NOCOLOR": "1"}
+    prefix = str(installed / "ansible_collections")
+    ansible_doc = _tool("ansible-doc")
+
+    modules = _plugin_names("modules")
+    listed = json.loads(_run([ansible_doc, "-t", "module", "--list", "--json", FQCN], env=env).stdout)
+    assert sorted(listed) == sorted("%s.%s" % (FQCN, m) for m in modules)
+    docs = json.loads(_run([ansible_doc, "-t", "module", "--json"]
+                           + ["%s.%s" % (FQCN, m) for m in modules], env=env).stdout)
+    for module in modules:
+        doc = docs["%s.%s" % (FQCN, module)]["doc"]
+        assert doc["module"] == module and doc["short_description"], module
+        assert doc["filename"].startswith(prefix), doc["filename"]  # the installed copy, not the tree
+        assert docs["%s.%s" % (FQCN, module)]["examples"], "%s has no EXAMPLES" % module
+
+    filters = json.loads(_run([ansible_doc, "-t", "filter", "--list", "--json", FQCN], env=env).stdout)
+    if _plugin_names("filter"):
+        assert filters, "filter plugins in the tree, none listed from the installed copy"
+        docs = json.loads(_run([ansible_doc, "-t", "filter", "--json"] + sorted(filters), env=env).stdout)
+        for name in filters:
+            assert docs[name]["doc"]["short_description"], name
+
+    roles = [os.path.basename(os.path.dirname(os.path.dirname(p)))
+             for p in _source_files("roles/*/meta/argument_specs.yml")]
+    for role in roles:
+        doc = json.loads(_run([ansible_doc, "-t", "role", "--json", "%s.%s" % (FQCN, role)], env=env).stdout)
+        entry = doc["%s.%s" % (FQCN, role)]
+        assert entry["path"].startswith(prefix), entry["path"]
+        assert entry["entry_points"]["main"]["options"], role
+
+
+def test_execution_environment_context_and_collection_dependencies(tarball, installed, tmp_path):
+    """ansible-builder create (no container engine) on the example EE definition, and the
+    dependency introspection the build runs, against the installed collection."""
+    builder = _tool("ansible-builder")
+    ee_src = os.path.join(REPO, "docs", "execution-environment")
+    work = tmp_path / "ee"
+    shutil.copytree(ee_src, str(work), ignore=shutil.ignore_patterns("context", "collections"))
+    requirements = yaml.safe_load((work / "requirements.yml").read_text())
+    entries = [c["name"] for c in requirements["collections"] if c.get("type") == "file"]
+    assert entries == ["/build/collections/" + TARBALL_NAME], \
+        "docs/execution-environment/requirements.yml must name the tarball of version %s" % GALAXY["version"]
+    (work / "collections").mkdir()
+    shutil.copy(str(tarball), str(work / "collections" / TARBALL_NAME))
+
+    _run([builder, "create", "--file", "execution-environment.yml", "--context", str(work / "context")],
+         cwd=str(work))
+    context = work / "context"
+    containerfiles = [p for p in ("Containerfile", "Dockerfile") if (context / p).exists()]
+    assert containerfiles, sorted(os.listdir(context))
+    containerfile = (context / containerfiles[0]).read_text()
+    assert "ansible-galaxy collection install" in containerfile and "-r requirements.yml" in containerfile
+    assert "introspect" in containerfile  # the builder stage collects the collections' dependencies
+    built = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
+    assert built == requirements
+    assert (context / "_build" / "collections" / TARBALL_NAME).exists()
+
+    # What the builder stage runs inside the image, here against the installed tarball.
+    pip_out, bindep_out = tmp_path / "pip.txt", tmp_path / "bindep.txt"
+    _run([builder, "introspect", "--write-pip", str(pip_out), "--write-bindep", str(bindep_out), str(installed)])
+    tag = "# from collection %s" % FQCN
+
+    def wanted(path):
+        with open(os.path.join(REPO, path)) as f:
+            return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
+
+    python_deps = [line.split("#")[0].strip() for line in pip_out.read_text().splitlines() if tag in line]
+    system_deps = [line.split("#")[0].strip() for line in bindep_out.read_text().splitlines() if tag in line]
+    # ansible-builder leaves out what every EE already has (ansible-core's own PyYAML, test tools).
+    from ansible_builder._target_scripts.introspect import EXCLUDE_REQUIREMENTS
+
+    assert python_deps == [r for r in wanted("requirements.txt")
+                           if re.split(r"[<>=!~ \[;]", r)[0].lower() not in EXCLUDE_REQUIREMENTS]
+    assert system_deps == wanted("bindep.txt")
+    for lib in ("hvac", "kubernetes", "cryptography"):
+        assert any(d.lower().startswith(lib) for d in python_deps), python_deps
+
+
+# -- AWX: the credential type's injectors and ansible-runner ----------------------------------------
+
+def awx_inject(credential_type, inputs, private_data_dir):
+    """Render a custom credential type's injectors the way AWX does: every field is in the
+    namespace (missing ones as their default, '' or False), file templates are written to files
+    private to the job and named by ``tower.filename``, env templates are rendered in a sandbox."""
+    env_jinja = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    namespace = {}
+    for field in credential_type["inputs"]["fields"]:
+        default = field.get("default", False if field.get("type") == "boolean" else "")
+        namespace[field["id"]] = inputs.get(field["id"], default)
+    unknown = set(inputs) - set(namespace)
+    assert not unknown, "inputs not declared by the credential type: %s" % unknown
+    required = set(credential_type["inputs"].get("required", []))
+    assert required <= {k for k, v in namespace.items() if v not in ("", None)}, required
+
+    filenames = {}
+    for key, template in sorted(credential_type["injectors"].get("file", {}).items()):
+        name = key.split(".", 1)[1] if "." in key else None
+        path = os.path.join(private_data_dir, "awx-cred-%s" % (name or "file"))
+        with open(path, "w") as f:
+            f.write(env_jinja.from_string(template).render(**namespace))
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        if name:
+            filenames[name] = path
+        else:
+            filenames = path
+
+    class Tower(object):
+        filename = filenames
+
+    env = {}
+    for var, template in credential_type["injectors"].get("env", {}).items():
+        env[var] = env_jinja.from_string(template).render(tower=Tower, **namespace)
+    return env
+
+
+def _load_credential_type(name):
+    with open(os.path.join(REPO, "docs", "awx", name)) as f:
+        return yaml.safe_load(f)
+
+
+def test_vault_credential_type_injects_what_the_modules_read(tmp_path):
+    """Every variable the Vault credential injects is one the modules read (by the name their
+    documentation and module_utils use), and empty inputs inject empty (= unset) variables."""
+    cred = _load_credential_type("credential_type.yml")
+    env = awx_inject(cred, {"url": "https://vault.example.com:8200", "auth_method": "token", "token": "s.x"},
+                     str(tmp_path))
+    read_by_modules = set()
+    for path in _source_files("plugins/module_utils/*.py"):
+        with open(os.path.join(REPO, path)) as f:
+            read_by_modules |= set(re.findall(r'"(VAULT_[A-Z_]+)"', f.read()))
+    assert set(env) <= read_by_modules, set(env) - read_by_modules
+    assert env["VAULT_ADDR"] == "https://vault.example.com:8200" and env["VAULT_TOKEN"] == "s.x"
+    assert env["VAULT_CACERT"] == "" and env["VAULT_SKIP_VERIFY"] == "" and env["VAULT_SECRET_ID"] == ""
+    secret_fields = [f["id"] for f in cred["inputs"]["fields"] if f.get("secret")]
+    for var, template in cred["injectors"]["env"].items():
+        if any(field in template for field in secret_fields):
+            assert AWX_REDACTED_ENV.search(var), "%s carries a secret but AWX would not redact it" % var
+
+    k8s = _load_credential_type("credential_type_kubernetes.yml")
+    env = awx_inject(k8s, {"kubeconfig": "apiVersion: v1\nkind: Config\n", "context": "east"}, str(tmp_path))
+    with open(os.path.join(REPO, "plugins", "module_utils", "_kube_client.py")) as f:
+        kube_client = f.read()
+    for var in env:
+        assert '"%s"' % var in kube_client, var
+    with open(env["K8S_AUTH_KUBECONFIG"]) as f:
+        assert f.read().startswith("apiVersion: v1")
+    assert stat.S_IMODE(os.stat(env["K8S_AUTH_KUBECONFIG"]).st_mode) == 0o600
+
+
+def _bao_ns(bao, namespace, method, path, body=None):
+    """A request as root inside an OpenBao namespace (plain urllib, not the code under test)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(bao.http_url + "/v1/" + path, data=data, method=method)
+    req.add_header("X-Vault-Token", bao.token)
+    if namespace:
+        req.add_header("X-Vault-Namespace", namespace)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+    except urllib.error.HTTPError as e:
+        if e.code == 404 and method == "GET":
+            return None
+        raise AssertionError("%s %s: %s %s" % (method, path, e.code, e.read()[:300]))
+    return json.loads(raw) if raw else {}
+
+
+def _runner_project(private_data_dir, playbook_fqcn):
+    """An AWX-style project: a playbook that imports the collection's playbook by name."""
+    project = os.path.join(private_data_dir, "project")
+    os.makedirs(project)
+    with open(os.path.join(project, "site.yml"), "w") as f:
+        yaml.safe_dump([{"name": "The collection's playbook, as an AWX project imports it",
+                         "ansible.builtin.import_playbook": playbook_fqcn}], f, sort_keys=False)
+    inventory = os.path.join(private_data_dir, "inventory")
+    os.makedirs(inventory)
+    with open(os.path.join(inventory, "hosts.yml"), "w") as f:
+        yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local",
+                                                        "ansible_python_interpreter": sys.executable}}}}, f)
+
+
+def _runner_run(tmp_path, label, installed, credential_env, cmdline=None, playbook="demo", extravars=None):
+    """One AWX-like job: ansible-runner with a private data dir, the project importing the
+    collection's ``playbook`` by name, the collection from ``installed``, ``credential_env`` as the
+    credentials' injected environment (in memory, as AWX passes it: suppress_env_files)."""
+    try:
+        import ansible_runner
+    except ImportError:
+        pytest.fail("ansible-runner is missing: %s -m pip install -r requirements-test.txt" % sys.executable)
+    private_data_dir = str(tmp_path / label)
+    _runner_project(private_data_dir, "%s.%s" % (FQCN, playbook))
+    env = dict(credential_env)
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(installed),  # the installed tarball, not the source tree
+               ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+               PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    result = ansible_runner.run(private_data_dir=private_data_dir, playbook="site.yml", envvars=env,
+                                cmdline=cmdline, extravars=extravars, suppress_env_files=True, quiet=True,
+                                ident=label)
+    stdout = result.stdout.read() if result.stdout else ""
+    return result, private_data_dir, stdout
+
+
+def _artifact_texts(private_data_dir):
+    for root, _dirs, files in os.walk(os.path.join(private_data_dir, "artifacts")):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, errors="replace") as f:
+                yield path, f.read()
+
+
+def _assert_secrets_not_in_artifacts(private_data_dir, secrets):
+    """No secret in any artifact AWX keeps (stdout, job events, status...). ansible-runner's own
+    launch record (artifacts/<ident>/command, mode 0600) holds the job's environment: there a secret
+    may appear only as the value of a variable AWX redacts by name."""
+    checked = 0
+    for path, text in _artifact_texts(private_data_dir):
+        checked += 1
+        if os.path.basename(path) == "command":
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            launch_env = json.loads(text)["env"]
+            for var, value in launch_env.items():
+                if any(secret in value for secret in secrets):
+                    assert AWX_REDACTED_ENV.search(var), "secret in %s, which AWX would not redact" % var
+            rest = json.dumps(dict(json.loads(text), env=None))
+            assert not any(secret in rest for secret in secrets), path
+            continue
+        for secret in secrets:
+            assert secret not in text, "secret found in artifact %s" % path
+    assert checked >= 3, "no artifacts written"
+    assert not os.path.exists(os.path.join(private_data_dir, "env", "envvars")), "env written to disk"
+
+
+def test_demo_playbook_from_installed_tarball_through_ansible_runner_with_awx_credential(bao_tls, installed,
+                                                                                         tmp_path):
+    """As AWX runs it: an ansible-runner job with a private data dir, a project importing the
+    collection's playbook, the collection from the installed tarball, and the Vault credential's
+    env injected (TLS with the CA file, a namespace, token then AppRole)."""
+    namespace = "runner-" + uuid.uuid4().hex[:8]
+    bao_tls.api("POST", "sys/namespaces/" + namespace, {})
+    cred = _load_credential_type("credential_type.yml")
+    with open(bao_tls.ca_file) as f:
+        ca_pem = f.read()
+    token_env = awx_inject(cred, {"url": bao_tls.tls_url, "auth_method": "token", "token": bao_tls.token,
+                                  "namespace": namespace, "ca_cert": ca_pem}, str(tmp_path))
+    assert os.path.exists(token_env["VAULT_CACERT"])
+
+    first, pdd1, out1 = _runner_run(tmp_path, "apply-1", installed, token_env)
+    assert first.status == "successful" and first.rc == 0, out1[-4000:]
+    assert first.stats["changed"].get("localhost", 0) >= 1, first.stats
+    policy = _bao_ns(bao_tls, namespace, "GET", "sys/policies/acl/istioca")
+    assert policy and 'path "pki/cert/ca"' in policy["data"]["policy"]
+
+    second, pdd2, out2 = _runner_run(tmp_path, "apply-2", installed, token_env)
+    assert second.status == "successful" and second.rc == 0, out2[-4000:]
+    assert second.stats["changed"] == {} or second.stats["changed"].get("localhost", 0) == 0, second.stats
+    assert "changed=0" in out2
+
+    # AppRole through the same credential type (its own mount), in check mode (AWX job type "Check").
+    _bao_ns(bao_tls, namespace, "POST", "sys/auth/approle-awx", {"type": "approle"})
+    _bao_ns(bao_tls, namespace, "PUT", "sys/policies/acl/awx-job", {"policy": (
+        'path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }')})
+    _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx", {"token_policies": ["awx-job"],
+                                                                       "token_ttl": "10m"})
+    role_id = _bao_ns(bao_tls, namespace, "GET", "auth/approle-awx/role/awx/role-id")["data"]["role_id"]
+    secret_id = _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx/secret-id", {})["data"]["secret_id"]
+    approle_env = awx_inject(cred, {"url": bao_tls.tls_url, "auth_method": "approle", "role_id": role_id,
+                                    "secret_id": secret_id, "auth_mount": "approle-awx", "namespace": namespace,
+                                    "ca_cert": ca_pem}, str(tmp_path))
+    assert approle_env["VAULT_TOKEN"] == ""
+    check, pdd3, out3 = _runner_run(tmp_path, "check-approle", installed, approle_env, cmdline="--check --diff")
+    assert check.status == "successful" and check.rc == 0, out3[-4000:]
+    assert "changed=0" in out3, out3[-3000:]
+
+    for pdd in (pdd1, pdd2, pdd3):
+        _assert_secrets_not_in_artifacts(pdd, [bao_tls.token, secret_id])
+    # The playbook ran from the installed copy: its task paths point into the installed collection.
+    events = [json.loads(text) for path, text in _artifact_texts(pdd1) if "/job_events/" in path]
+    task_paths = {e["event_data"].get("task_path", "") for e in events if e.get("event") == "runner_on_ok"}
+    assert task_paths and all(p.startswith(str(installed)) for p in task_paths if p), task_paths
