@@ -16,11 +16,12 @@ SANITY_FILES ?= --cached --others --exclude-standard
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
 .PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean docs docs-lint \
-	test-matrix release-notes
+	test-matrix release-notes bench
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
+	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-50 clusters (~17 min)"
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +42,7 @@ test: venv unit integration molecule lint ansible-lint docs-lint docs changelog-
 	@echo "make test: all passed"
 
 unit: venv
-	$(BIN)/python -m pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit benchmarks/test_bench_tools.py -q $(PYTEST_ARGS)
 
 integration: venv
 	$(BIN)/python -m pytest tests/integration -q -n 2 $(PYTEST_ARGS)
@@ -92,6 +93,11 @@ test-matrix: venv
 # changelogs/changelog.yaml and CHANGELOG.md for galaxy.yml's version from the fragments (kept); re-runnable.
 release-notes: venv
 	tools/release_notes.sh
+
+# Benchmarks (benchmarks/README.md): writes benchmarks/results.md and benchmarks/scale.png; makes
+# benchmarks/.venv-peer (ansible + community.hashi_vault, matplotlib, py-spy) on first use.
+bench: venv
+	PYTHON=$(PYTHON) benchmarks/run.sh
 
 clean:
 	rm -rf .sanity .collections tests/output .pytest_cache .ruff_cache .docs-build

@@ -16,7 +16,7 @@
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO"
+cd "$REPO" || exit 1
 RESULTS="$REPO/tests/output/matrix"
 mkdir -p "$RESULTS"
 TIMEOUT="${MATRIX_TIMEOUT:-1500}"
@@ -57,7 +57,7 @@ for entry in "${MATRIX[@]}"; do
     selected+=("$entry")
   fi
 done
-if [ ${#selected[@]} -eq 0 ]; then
+if [ "${#selected[@]}" -eq 0 ]; then
   echo "test_matrix: nothing selected; entries are: ${MATRIX[*]%%:*}" >&2
   exit 2
 fi
@@ -107,7 +107,7 @@ for entry in "${selected[@]}"; do
   rc=$?
   seconds=$(( $(date +%s) - start ))
   summary="$(grep -E '(passed|failed|error|no tests ran)' "$log" | grep -E ' in [0-9.]+s' | tail -1 | sed -E 's/=+//g; s/^ +| +$//g')"
-  if [ $rc -eq 0 ]; then status=passed; elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then status=timeout; else status=failed; fi
+  if [ "$rc" -eq 0 ]; then status=passed; elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then status=timeout; else status=failed; fi
   printf 'status=%s\ncore=%s\npython=%s\nsummary=%s\nseconds=%s\ntree=%s\n' "$status" "$exact" "$pyexact" \
     "${summary:-no summary (see tests/output/matrix/$core.log)}" "$seconds" "$TREE" >"$result"
   echo "    $status: ${summary:-see $log} (${seconds}s)"
@@ -133,4 +133,4 @@ for entry in "${selected[@]}"; do
     "$(get seconds)" "$(get summary)"
   [ "$(get status)" = passed ] && [ -z "$stale" ] || overall=1
 done
-exit $overall
+exit "$overall"
