@@ -136,8 +136,8 @@ def test_agent_renders_a_bundle_istiod_and_openssl_accept(guide_bao, playbook, t
         out.mkdir()
         wrong = render_templates(kv_field="not-the-field")["ca-key.pem"][1]  # what a wrong kv_field renders
         rendered = dict(templates, **{"wrong-field-ca-key.pem": ("secret/data/istioca", wrong)})
-        config = agent.agent_config(bao.url, rendered, str(out), {"method": "kubernetes", "mount": "kubernetes",
-                                                                   "role": "istiod", "jwt_file": str(token_file)})
+        auth = {"method": "kubernetes", "mount": "kubernetes", "role": "istiod", "jwt_file": str(token_file)}
+        config = agent.agent_config(bao.url, rendered, str(out), auth)
         fake.clear_requests()
         proc = agent.run_agent(config, str(out))
         assert proc.returncode == 0, proc.stdout + proc.stderr

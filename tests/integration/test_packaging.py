@@ -56,8 +56,8 @@ def _run(args, env=None, cwd=None, timeout=300):
     full_env = dict(os.environ)
     full_env.update(env or {})
     proc = subprocess.run(args, env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
-    assert proc.returncode == 0, "%s failed (rc=%s):\n%s\n%s" % (" ".join(args), proc.returncode,
-                                                                proc.stdout[-4000:], proc.stderr[-4000:])
+    assert proc.returncode == 0, "%s failed (rc=%s):\n%s\n%s" % (
+        " ".join(args), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
     return proc
 
 
@@ -416,8 +416,8 @@ def test_demo_playbook_from_installed_tarball_through_ansible_runner_with_awx_cr
     _bao_ns(bao_tls, namespace, "POST", "sys/auth/approle-awx", {"type": "approle"})
     _bao_ns(bao_tls, namespace, "PUT", "sys/policies/acl/awx-job", {"policy": (
         'path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }')})
-    _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx", {"token_policies": ["awx-job"],
-                                                                       "token_ttl": "10m"})
+    _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx",
+            {"token_policies": ["awx-job"], "token_ttl": "10m"})
     role_id = _bao_ns(bao_tls, namespace, "GET", "auth/approle-awx/role/awx/role-id")["data"]["role_id"]
     secret_id = _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx/secret-id", {})["data"]["secret_id"]
     approle_env = awx_inject(cred, {"url": bao_tls.tls_url, "auth_method": "approle", "role_id": role_id,
