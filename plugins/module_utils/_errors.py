@@ -41,6 +41,20 @@ def _capabilities(capability):
     return "'%s'" % capability
 
 
+def _origin(url):
+    """'scheme://host:port' of a URL."""
+    return "/".join(url.split("/", 3)[:3])
+
+
+def _redirect_target(exc, url):
+    """The origin a failed request was redirected to, when it is not ``url``'s (a standby's 307)."""
+    request = getattr(exc, "request", None)
+    target = getattr(request, "url", None) or ""
+    if "://" not in target or "://" not in (url or ""):
+        return None
+    return _origin(target) if _origin(target) != _origin(url) else None
+
+
 def describe_request_error(exc, action, path, capability, conn, seal_status=None):
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
@@ -59,9 +73,18 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
             "with ca_cert (or VAULT_CACERT), or set validate_certs: false for a test server only."
             % (target, url, ca, exc))
     if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.Timeout)):
+        redirected = _redirect_target(exc, url)
+        if redirected:
+            return MeshPkiError(
+                "%s: %s redirected the request to %s, the active node of its HA cluster (a standby does so when it "
+                "cannot forward), and that address is unreachable (%s). The active node is down, or a new one is "
+                "being elected: re-run once the cluster has an active node (sys/health answers 200 on it)."
+                % (target, url, redirected, exc.__class__.__name__ + ": " + str(exc)))
         hint = ""
         if "Connection aborted" in str(exc) or "RemoteDisconnected" in str(exc) or "BadStatusLine" in str(exc):
-            hint = " If the server speaks TLS, use an https:// URL."
+            hint = (" The connection was closed without an answer: if the server speaks TLS, use an https:// URL; if "
+                    "it stopped while answering, the request may or may not have been applied - re-run once it is "
+                    "back (every module reads the state before changing it).")
         return MeshPkiError(
             "%s: Vault at %s is unreachable (%s). Check url (or VAULT_ADDR) and that the server is listening.%s"
             % (target, url, exc.__class__.__name__ + ": " + str(exc), hint))

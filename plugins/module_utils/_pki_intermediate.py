@@ -420,6 +420,20 @@ class IntermediateCA(object):
                              % (human(req.ttl), capped, " and ".join(why)))
         return params, lifetime
 
+    def check_ttl_limit(self, root):
+        """A healthy intermediate is not re-signed, so fit_ttl does not run - but a ttl above what the root mount
+        can ever sign would fail only at the next rotation, when least time is left: refuse it now."""
+        req = self.request
+        if req.ttl_exceeds_root == "cap":
+            return
+        root_max = max_lease_ttl_of(self.client, root.mount, root.info)
+        if root_max and req.ttl > root_max:
+            raise MeshPkiError(
+                "ttl %s does not fit under the root: the root mount '%s' signs for at most %s (its max_lease_ttl). "
+                "The intermediate in place is fine, but its next rotation would fail. Use a ttl of at most %s, raise "
+                "the root mount's max_lease_ttl, or set ttl_exceeds_root: cap. Nothing was changed."
+                % (human(req.ttl), root.mount, human(root_max), human(root_max)))
+
     def notes(self, current, root):
         """Requested changes a healthy intermediate does not get until it is renewed."""
         req = self.request
@@ -600,6 +614,8 @@ class IntermediateCA(object):
                                    "renew_before (%s): every run would rotate it. Lower renew_before or renew the root "
                                    "first. Nothing was changed." % (human(lifetime), root.mount,
                                                                     human(req.renew_before)))
+        if root is not None and action in ("none", "chain"):
+            self.check_ttl_limit(root)
         notes = self.notes(current, root) if action == "none" else []
         if action == "await":
             self.warnings.append("The key at %s awaits its signed certificate: sign the CSR (csr) with your CA and "

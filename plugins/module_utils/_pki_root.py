@@ -218,6 +218,30 @@ class RootCA(object):
         key_id = (data.get("mapping") or {}).get(issuer_id) or ""
         return issuer_id, key_id, None
 
+    def _claim_default(self, issuer_id, key_id):
+        """After generating into a mount that had no root. Vault makes the first issuer of a mount its default, so
+        when several runs planned 'create' at once (AWX jobs launched together), the first root Vault stored is
+        the default and the others must go: a mount holds one root. Returns None when ours is the default, else
+        the default issuer (ours deleted)."""
+        req = self.request
+        current = read_default_issuer(self.client, req.mount)
+        if current is None or current.issuer_id == issuer_id:
+            set_default_issuer(self.client, req.mount, issuer_id)  # explicit, as for every other action
+            return None
+        self.client.delete("%s/issuer/%s" % (req.mount, issuer_id), action="delete the discarded root issuer in")
+        if key_id:
+            self.client.delete("%s/key/%s" % (req.mount, key_id), action="delete the key of the discarded root in")
+        differences = self._differences(current)
+        if differences:
+            raise MeshPkiError(
+                "Another run created a different root CA in '%s' at the same time (default issuer %s, serial %s): %s. "
+                "This run discarded the root it generated; nothing else was changed."
+                % (req.mount, current.issuer_id, cert_info(current.cert)["serial"], "; ".join(differences)))
+        self.warnings.append(
+            "Another run created the root CA in '%s' at the same time (issuer %s); this run discarded the root it "
+            "generated (issuer %s) and converged on that one." % (req.mount, current.issuer_id, issuer_id))
+        return current
+
     def run(self):
         req = self.request
         mount = ensure_mount(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
@@ -237,6 +261,11 @@ class RootCA(object):
             if action in ("create", "replace"):
                 issuer_id, key_id, pem = self._generate()
                 final_cert = parse_certs(pem, "The root certificate Vault returned")[0]
+                if action == "create":
+                    winner = self._claim_default(issuer_id, key_id)
+                    if winner is not None:  # another run's root came first: ours is discarded
+                        issuer_id, key_id, final_cert = winner.issuer_id, winner.key_id, winner.cert
+                        action = "none"
             elif action == "import":
                 issuer_id, key_id, _pem = self._import()
                 final_cert = req.cert
@@ -245,9 +274,9 @@ class RootCA(object):
                         "The root in '%s' has no key in Vault: Vault and OpenBao answer '%s/cert/ca' with an error "
                         "for such an issuer. Read its certificate from '%s/issuer/default/json' (the same "
                         ".Data.certificate) in istiod's root-cert.pem template." % (req.mount, req.mount, req.mount))
-            if action != "none":
+            if action in ("replace", "import"):  # 'create': _claim_default set it
                 set_default_issuer(self.client, req.mount, issuer_id)
-                after_view = diff_view(final_cert)
+            after_view = diff_view(final_cert)
 
         changed = mount.changed or action != "none"
         replaced = current is not None and (action == "replace" or

@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import json
 import os
 
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -67,6 +69,36 @@ class VaultRetry(Retry):
         if status_code in RETRY_ANY_METHOD:
             return True
         return status_code in RETRY_IDEMPOTENT_ONLY and method.upper() in IDEMPOTENT_METHODS
+
+
+def _index_value(index):
+    """(cluster, number) of an X-Vault-Index header (base64 JSON), or None when it is not that shape."""
+    try:
+        data = json.loads(base64.b64decode(index + "=" * (-len(index) % 4)).decode("utf-8"))
+        return data.get("cluster"), int(data.get("value"))
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        return None
+
+
+def read_your_writes(session):
+    """A response hook: send back the highest X-Vault-Index seen.
+
+    OpenBao's standby nodes (raft, 2.x) answer reads from their own copy, which lags the active node: a mount
+    just enabled through the active node is "no handler for route" on a standby a moment later, a token just
+    created is unknown there. With the index of our last write sent along, and X-Vault-Inconsistent:
+    forward-active-node, a standby that has not applied that write yet forwards the request to the active node
+    instead of answering from stale data (without forwarding it would answer 429 Retry-After, which VaultRetry
+    repeats). Vault without indexed storage sends no such header: nothing changes."""
+    def hook(response, *args, **kwargs):
+        index = response.headers.get("X-Vault-Index")
+        if index:
+            current = session.headers.get("X-Vault-Index")
+            new, old = _index_value(index), _index_value(current) if current else None
+            if old is None or new is None or new[0] != old[0] or new[1] >= old[1]:
+                session.headers["X-Vault-Index"] = index
+                session.headers["X-Vault-Inconsistent"] = "forward-active-node"
+        return response
+    return hook
 
 
 class VaultConnection(object):
@@ -134,11 +166,16 @@ class VaultConnection(object):
         adapter = requests.adapters.HTTPAdapter(max_retries=retry)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
+        session.hooks["response"].append(read_your_writes(session))
         return session
 
     def cert(self):
         return (self.client_cert, self.client_key) if self.client_cert else None
 
     def client(self, token=None):
-        return hvac.Client(url=self.url, token=token, cert=self.cert(), verify=self.verify(), timeout=self.timeout,
-                           namespace=self.namespace, session=self.session())
+        # hvac.Client(token=None) falls back to VAULT_TOKEN and ~/.vault-token by itself, and would send that
+        # ambient token along with an approle/userpass/kubernetes/cert login - to whatever server url names.
+        # The token auth method reads those sources itself; every other method must start without a token.
+        return hvac.Client(url=self.url, token=token if token is not None else "", cert=self.cert(),
+                           verify=self.verify(), timeout=self.timeout, namespace=self.namespace,
+                           session=self.session())

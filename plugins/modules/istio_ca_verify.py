@@ -104,6 +104,8 @@ options:
       - The token is created with C(auth/token/create), which needs a task token allowed to create tokens with that
         policy (root, or C(sudo) on C(auth/token/create)). It lives 60 seconds and is used up by the four reads
         (C(num_uses=4)), so nothing outlives the task.
+      - A policy that does not exist is an error before any token is created (Vault would create one that can read
+        nothing); it is checked with a read of C(sys/policies/acl/<name>) when the task token may read it.
     type: str
   min_days_left:
     description:
@@ -310,6 +312,20 @@ def render_like_the_agent(name, body, kv_field):
     return "%s\n" % value
 
 
+def require_policy(client, policy):
+    """Vault creates a token with a policy that does not exist, and every read is then denied: say so instead."""
+    try:
+        found = client.read("sys/policies/acl/%s" % policy, action="read the policy given in read_with_policy")
+    except MeshPkiError as e:
+        if e.details.get("status") == 403:  # this token may not read policies: the reads will tell
+            return
+        raise
+    if found is None:
+        raise MeshPkiError("read_with_policy: the policy '%s' does not exist in Vault, so a token holding it could "
+                           "read nothing. Create it first (meshpki.vault_ca.vault_policy) or fix the name. Nothing "
+                           "was read." % policy)
+
+
 def read_from_vault(module, options):
     try:
         paths = bundle_secret_paths(options["intermediate_mount"], options["root_mount"], options["kv_mount"],
@@ -319,6 +335,7 @@ def read_from_vault(module, options):
     client = module.get_authenticated_client()
     policy = module.params["read_with_policy"]
     if policy:
+        require_policy(client, policy)
         created = client.write("auth/token/create", {
             "policies": [policy], "ttl": "60s", "explicit_max_ttl": "60s", "num_uses": len(BUNDLE_FILES),
             "renewable": False, "display_name": "meshpki-istio-ca-verify"},

@@ -46,7 +46,10 @@ options:
     description: Where the device is mounted (C(sys/audit/<path>)). Defaults to O(device_type).
     type: str
   options:
-    description: The device's options, for example C(file_path) for a file device. Values are strings.
+    description:
+      - The device's options, for example C(file_path) for a file device. Values are strings.
+      - A V(file) device needs C(file_path) and a V(socket) device needs C(address); without them the task fails
+        before any request.
     type: dict
     default: {}
   description:
@@ -85,10 +88,18 @@ def _normalise(entry):
     return {"type": entry.get("type"), "options": dict((k, str(v)) for k, v in (entry.get("options") or {}).items())}
 
 
+# The option each device type cannot work without (Vault refuses the device without it).
+REQUIRED_OPTION = {"file": ("file_path", "/vault/vault-audit.log"), "socket": ("address", "127.0.0.1:9090")}
+
+
 def run_module(module):
     params = module.params
     path = (params["path"] or params["device_type"]).strip("/")
     wanted = {"type": params["device_type"], "options": dict((k, str(v)) for k, v in params["options"].items())}
+    required = REQUIRED_OPTION.get(wanted["type"])
+    if required and not wanted["options"].get(required[0]):
+        raise MeshPkiError("A %s audit device needs options.%s (for example %s: %s). Nothing was changed."
+                           % (wanted["type"], required[0], required[0], required[1]))
     client = module.get_authenticated_client()
     devices = (client.read("sys/audit", action="list audit devices") or {})
     devices = devices.get("data") or devices
