@@ -7,7 +7,8 @@
    as istiod's service account through Vault's Kubernetes auth (the fake answers TokenReview).
 5. Checks them with meshpki.vault_ca.istio_ca_verify and `openssl verify`, prints the verdict.
 6. Runs the playbook again and shows changed=0 (and zero writes in Vault's audit log).
-7. Stops every process it started, whatever happened.
+7. Runs the troubleshooting job (meshpki.vault_ca.diagnose), logging in as istiod, and prints its report.
+8. Stops every process it started, whatever happened.
 """
 
 import json
@@ -91,6 +92,13 @@ def summary_lines(stdout):
             if line.strip().startswith('"') and ":" in line and not line.strip().startswith('"msg"')]
 
 
+def diagnose_lines(stdout):
+    """The diagnose entry point's report (one line per check)."""
+    block = stdout.split("Report - one line per check]")[-1].split("TASK [")[0]
+    return [json.loads(line.strip().rstrip(",")) for line in block.splitlines() if line.strip().startswith('"')
+            and not line.strip().startswith('"msg"')]
+
+
 def main():
     started = time.time()
     workdir = tempfile.mkdtemp(prefix="meshpki-demo-")
@@ -141,6 +149,16 @@ def main():
         mark = audit.mark()
         second = run(playbook, aenv)
         writes = audit.writes(since=mark)
+
+        step("6. ansible-playbook playbooks/diagnose.yml (the guide's troubleshooting, logging in as istiod)")
+        diagnosis = run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", "diagnose.yml"),
+                         "-e", "@" + extra_file, "-e", "istio_vault_ca_diagnose_request_jwt=true"], aenv, check=False)
+        report = diagnose_lines(diagnosis.stdout)
+        for line in report:
+            print("  " + line)
+        if diagnosis.returncode != 0 or not report:
+            print(diagnosis.stdout[-4000:])
+            raise SystemExit("demo: the diagnosis found a problem")
 
         step("summary")
         for line in summary_lines(first.stdout):

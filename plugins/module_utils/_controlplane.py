@@ -253,6 +253,18 @@ def _other_prefix_keys(annotations, prefix):
     return sorted(found)
 
 
+def current_injection(doc, target):
+    """``(annotations, env)`` as ``doc`` has them: a dict, and a list of ``{name, value}`` (a Helm values map becomes
+    such a list with the values as the chart renders them); both empty when the document has none."""
+    container = _container(doc, target, create=False) if isinstance(doc, dict) else None
+    if container is None:
+        return {}, []
+    env = _env(container, target) or []
+    if isinstance(env, dict):
+        env = [{"name": name, "value": helm_text(value)} for name, value in env.items()]
+    return dict(_annotations(container, target) or {}), [entry for entry in env if isinstance(entry, dict)]
+
+
 def apply_present(doc, target, desired):
     """``(new_doc, info)``: ``doc`` (not modified) with our env and annotations merged in."""
     new = copy.deepcopy(doc) if doc is not None else {}

@@ -248,6 +248,34 @@ def vault_paths_read(intermediate_mount="istioca", root_mount="pki", kv_mount="s
     return [paths["ca-cert.pem"], paths["cert-chain.pem"], paths["root-cert.pem"], paths["ca-key.pem"]]
 
 
+# What each template reads and what it renders when the field is missing (the guide's templates: Go's
+# text/template prints "<no value>" for a missing map key; root-cert.pem's `"" | or (...)` renders "").
+NO_VALUE = "<no value>"
+AGENT_READS = {
+    "ca-cert.pem": ("the intermediate certificate", "certificate", NO_VALUE),
+    "cert-chain.pem": ("the intermediate's CA chain", "certificate", NO_VALUE),
+    "root-cert.pem": ("the root certificate", "certificate", ""),
+    "ca-key.pem": ("the intermediate's key", None, NO_VALUE),
+}
+
+
+def render_like_the_agent(name, body, kv_field):
+    """The text the injector's template for ``name`` renders from the Vault response ``body`` (None: 404)."""
+    if body is None:
+        return None
+    data = body.get("data") or {}
+    if not data:
+        return "\n"  # `with secret` skips its body on empty data; the newline after `end` stays
+    _what, field, missing = AGENT_READS[name]
+    if field is None:
+        data = data.get("data") if isinstance(data.get("data"), dict) else {}
+        field = kv_field
+    value = data.get(field)
+    if value is None or (missing == "" and not value):
+        value = missing
+    return "%s\n" % value
+
+
 def render_templates(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
                      kv_field="ca-key.pem"):
     """Return a dict file name -> (Vault path, agent template text ending with a newline), in BUNDLE_FILES order."""

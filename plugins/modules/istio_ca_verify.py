@@ -248,14 +248,15 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+    AGENT_READS,
     BUNDLE_FILES,
     InjectorError,
     bundle_secret_paths,
+    render_like_the_agent,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    NO_VALUE,
     BundleError,
     read_bundle_dir,
     verify_bundle,
@@ -284,32 +285,6 @@ ARGUMENT_SPEC = dict(
     read_with_policy=dict(type="str"),
     min_days_left=dict(type="int"),
 )
-
-# What each template reads and what it renders when the field is missing (the guide's templates: Go's
-# text/template prints "<no value>" for a missing map key; root-cert.pem's `"" | or (...)` renders "").
-READS = {
-    "ca-cert.pem": ("the intermediate certificate", "certificate", NO_VALUE),
-    "cert-chain.pem": ("the intermediate's CA chain", "certificate", NO_VALUE),
-    "root-cert.pem": ("the root certificate", "certificate", ""),
-    "ca-key.pem": ("the intermediate's key", None, NO_VALUE),
-}
-
-
-def render_like_the_agent(name, body, kv_field):
-    """The text the injector's template for ``name`` renders from the Vault response ``body`` (None: 404)."""
-    if body is None:
-        return None
-    data = body.get("data") or {}
-    if not data:
-        return "\n"  # `with secret` skips its body on empty data; the newline after `end` stays
-    _what, field, missing = READS[name]
-    if field is None:
-        data = data.get("data") if isinstance(data.get("data"), dict) else {}
-        field = kv_field
-    value = data.get(field)
-    if value is None or (missing == "" and not value):
-        value = missing
-    return "%s\n" % value
 
 
 def require_policy(client, policy):
@@ -343,7 +318,7 @@ def read_from_vault(module, options):
         client.hvac.token = created["auth"]["client_token"]
     texts, sources = {}, {}
     for name in BUNDLE_FILES:
-        what = READS[name][0]
+        what = AGENT_READS[name][0]
         body = client.read(paths[name], action="read %s for %s" % (what, name))
         texts[name] = render_like_the_agent(name, body, options["kv_field"])
         sources[name] = "vault:%s" % paths[name] + ("" if body is not None else " (not found)")

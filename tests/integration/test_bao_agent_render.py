@@ -19,10 +19,10 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     OPENBAO_PREFIX,
     VAULT_PREFIX,
     extract_templates,
+    render_like_the_agent,
     render_templates,
     vault_paths_read,
 )
-from ansible_collections.meshpki.vault_ca.plugins.modules.istio_ca_verify import render_like_the_agent
 from harness import agent
 from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer
