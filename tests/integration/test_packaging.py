@@ -6,7 +6,9 @@ Nothing here lists the collection's content by hand: modules, roles, filters and
 whatever the source tree holds when the test runs.
 """
 
+import base64
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -15,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import urllib.error
 import urllib.request
 import uuid
 
@@ -22,6 +25,9 @@ import jinja2
 import jinja2.sandbox
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -304,15 +310,18 @@ def test_vault_credential_type_injects_what_the_modules_read(tmp_path):
     assert stat.S_IMODE(os.stat(env["K8S_AUTH_KUBECONFIG"]).st_mode) == 0o600
 
 
-def _bao_ns(bao, namespace, method, path, body=None):
-    """A request as root inside an OpenBao namespace (plain urllib, not the code under test)."""
+def _bao_ns(bao, namespace, method, path, body=None, token=None):
+    """A request inside an OpenBao namespace (plain urllib, not the code under test), as root unless
+    ``token`` is given ('' for none, as a login)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(bao.http_url + "/v1/" + path, data=data, method=method)
-    req.add_header("X-Vault-Token", bao.token)
+    token = bao.token if token is None else token
+    if token:
+        req.add_header("X-Vault-Token", token)
     if namespace:
         req.add_header("X-Vault-Namespace", namespace)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read()
     except urllib.error.HTTPError as e:
         if e.code == 404 and method == "GET":
@@ -321,38 +330,72 @@ def _bao_ns(bao, namespace, method, path, body=None):
     return json.loads(raw) if raw else {}
 
 
-def _runner_project(private_data_dir, playbook_fqcn):
-    """An AWX-style project: a playbook that imports the collection's playbook by name."""
+def _load_job_template():
+    with open(os.path.join(REPO, "docs", "awx", "job_template.yml")) as f:
+        return yaml.safe_load(f)
+
+
+def _survey_extra_vars(template, **answers):
+    """The extra vars AWX passes for a launch of ``template``: every survey question's answer (its
+    default unless answered), each checked against the question as AWX validates it."""
+    questions = {q["variable"]: q for q in template["survey_spec"]["spec"]}
+    assert template["survey_enabled"] and set(answers) <= set(questions), set(answers) - set(questions)
+    extra_vars = {}
+    for variable, question in questions.items():
+        value = answers.get(variable, question.get("default"))
+        assert value not in (None, "") or not question.get("required"), variable
+        if question["type"] == "multiplechoice":
+            assert value in question["choices"], (variable, value)
+        elif question["type"] == "text":
+            assert question.get("min", 0) <= len(value) <= question.get("max", 1024), (variable, value)
+        extra_vars[variable] = value
+    return extra_vars
+
+
+def _job_cmdline(template, job_type):
+    """The ansible-playbook options AWX derives from the job template (RunJob.build_args)."""
+    assert job_type == template["job_type"] or template.get("ask_job_type_on_launch"), job_type
+    args = ["--check"] if job_type == "check" else []
+    if template.get("diff_mode"):
+        args.append("--diff")
+    if template.get("forks"):
+        args.append("--forks=%d" % template["forks"])
+    if template.get("verbosity"):
+        args.append("-" + "v" * template["verbosity"])
+    return " ".join(args)
+
+
+def _runner_project(private_data_dir, playbook_file, playbook_fqcn, inventory):
+    """An AWX-style project (a playbook that imports the collection's playbook by name, as
+    docs/awx/job_template.yml describes it) and the job's inventory."""
     project = os.path.join(private_data_dir, "project")
     os.makedirs(project)
-    with open(os.path.join(project, "site.yml"), "w") as f:
+    with open(os.path.join(project, playbook_file), "w") as f:
         yaml.safe_dump([{"name": "The collection's playbook, as an AWX project imports it",
                          "ansible.builtin.import_playbook": playbook_fqcn}], f, sort_keys=False)
-    inventory = os.path.join(private_data_dir, "inventory")
-    os.makedirs(inventory)
-    with open(os.path.join(inventory, "hosts.yml"), "w") as f:
-        yaml.safe_dump({"all": {"hosts": {"localhost": {"ansible_connection": "local",
-                                                        "ansible_python_interpreter": sys.executable}}}}, f)
+    os.makedirs(os.path.join(private_data_dir, "inventory"))
+    with open(os.path.join(private_data_dir, "inventory", "hosts.yml"), "w") as f:
+        yaml.safe_dump(inventory, f, sort_keys=False)
 
 
-def _runner_run(tmp_path, label, installed, credential_env, cmdline=None, playbook="demo", extravars=None):
-    """One AWX-like job: ansible-runner with a private data dir, the project importing the
-    collection's ``playbook`` by name, the collection from ``installed``, ``credential_env`` as the
-    credentials' injected environment (in memory, as AWX passes it: suppress_env_files)."""
+def _runner_run(tmp_path, label, installed, credential_env, inventory, template, job_type, extravars):
+    """One AWX job of ``template``: ansible-runner with a private data dir, the project importing the
+    collection's main playbook by name, the collection from ``installed``, ``credential_env`` as the
+    credentials' injected environment (in memory, not written to env/: suppress_env_files)."""
     try:
         import ansible_runner
     except ImportError:
         pytest.fail("ansible-runner is missing: %s -m pip install -r requirements-test.txt" % sys.executable)
     private_data_dir = str(tmp_path / label)
-    _runner_project(private_data_dir, "%s.%s" % (FQCN, playbook))
+    _runner_project(private_data_dir, template["playbook"], "%s.istio_vault_ca" % FQCN, inventory)
     env = dict(credential_env)
     env.update(ANSIBLE_COLLECTIONS_PATH=str(installed),  # the installed tarball, not the source tree
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="false",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
                PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
-    result = ansible_runner.run(private_data_dir=private_data_dir, playbook="site.yml", envvars=env,
-                                cmdline=cmdline, extravars=extravars, suppress_env_files=True, quiet=True,
-                                ident=label)
+    result = ansible_runner.run(private_data_dir=private_data_dir, playbook=template["playbook"], envvars=env,
+                                cmdline=_job_cmdline(template, job_type), extravars=extravars,
+                                suppress_env_files=True, quiet=True, ident=label)
     stdout = result.stdout.read() if result.stdout else ""
     return result, private_data_dir, stdout
 
@@ -369,6 +412,7 @@ def _assert_secrets_not_in_artifacts(private_data_dir, secrets):
     """No secret in any artifact AWX keeps (stdout, job events, status...). ansible-runner's own
     launch record (artifacts/<ident>/command, mode 0600) holds the job's environment: there a secret
     may appear only as the value of a variable AWX redacts by name."""
+    assert all(len(secret) >= 16 for secret in secrets), "a short 'secret' would match by chance"
     checked = 0
     for path, text in _artifact_texts(private_data_dir):
         checked += 1
@@ -387,50 +431,186 @@ def _assert_secrets_not_in_artifacts(private_data_dir, secrets):
     assert not os.path.exists(os.path.join(private_data_dir, "env", "envvars")), "env written to disk"
 
 
-def test_demo_playbook_from_installed_tarball_through_ansible_runner_with_awx_credential(bao_tls, installed,
-                                                                                         tmp_path):
-    """As AWX runs it: an ansible-runner job with a private data dir, a project importing the
-    collection's playbook, the collection from the installed tarball, and the Vault credential's
-    env injected (TLS with the CA file, a namespace, token then AppRole)."""
-    namespace = "runner-" + uuid.uuid4().hex[:8]
+def _private_key_slices(pem):
+    """32-character pieces of a PEM private key's body from its second half (private exponent and
+    primes: never in a certificate), each inside one line, so they match in raw and in JSON text."""
+    lines = [line.strip() for line in pem.strip().splitlines() if not line.startswith("-----")]
+    full = [line for line in lines if len(line) == 64]
+    assert len(full) >= 8, pem[:80]
+    return [line[16:48] for line in full[len(full) // 2:]]
+
+
+def _load_embedded():
+    """tools/embedded.py (the sample ControlPlane every environment of the project starts with)."""
+    spec = importlib.util.spec_from_file_location("meshpki_embedded", os.path.join(REPO, "tools", "embedded.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def awx_cluster(tmp_path):
+    """The fake Kubernetes API with the sample ControlPlane, behind a kubeconfig whose current context
+    ("decoy") points at nothing: the job reaches the cluster only through the context the Kubernetes
+    credential names ("east")."""
+    from harness.fake_k8s import FakeKubeApi
+
+    with FakeKubeApi() as fake:
+        kubeconfig = tmp_path / "kubeconfig"
+        fake.write_kubeconfig(kubeconfig, context_name="east")
+        _load_embedded().seed_controlplane(str(kubeconfig))
+        fake.add_context("decoy", server="https://127.0.0.1:9")
+        fake.write_kubeconfig(kubeconfig, context_name="east")
+        config = yaml.safe_load(kubeconfig.read_text())
+        config["current-context"] = "decoy"
+        yield fake, yaml.safe_dump(config, sort_keys=False)
+
+
+CONTROLPLANE = ("install.tetrate.io/v1alpha1", "controlplanes", "controlplane", "tsb")
+KUBE_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _kube_writes(fake, since):
+    """Writes the job sent to the cluster (dry runs and Vault's TokenReviews are not writes)."""
+    return [(r["method"], r["path"]) for r in fake.requests[since:]
+            if r["method"] in KUBE_WRITES and "dryRun" not in (r["query"] or "")
+            and not r["path"].endswith("/tokenreviews")]
+
+
+def _vault_writes(bao, since, namespace):
+    """Writes in ``namespace`` after audit position ``since`` (logins left out)."""
+    writes = []
+    for entry in bao.audit.entries()[since:]:
+        request = entry.get("request") or {}
+        ns = (request.get("namespace") or {}).get("path", "").strip("/")
+        if entry.get("type") == "request" and ns == namespace and request.get("operation") in (
+                "create", "update", "delete") and "/login" not in request.get("path", ""):
+            writes.append(request["path"])
+    return writes
+
+
+def _assert_issued_by(cert_pem, issuer_pem):
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    issuer = x509.load_pem_x509_certificate(issuer_pem.encode())
+    assert cert.issuer == issuer.subject
+    issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
+                               cert.signature_hash_algorithm)
+    return cert
+
+
+def test_main_playbook_from_installed_tarball_as_an_awx_job(bao_tls, installed, awx_cluster, tmp_path):
+    """The collection's main playbook as AWX runs it: ansible-runner with a private data dir, a project
+    importing meshpki.vault_ca.istio_vault_ca from the installed tarball, docs/awx/job_template.yml's
+    survey answers as extra vars and its job options (diff, forks, job type), and the environment both
+    credential types inject (Vault over TLS with its CA file and a namespace; the kubeconfig and its
+    context). Run -> a working CA chain, Kubernetes auth and ControlPlane; Run again -> changed=0;
+    Check with an AppRole that may only read -> changed=0, nothing written. No secret in any artifact."""
+    fake, kubeconfig_text = awx_cluster
+    template = _load_job_template()
+    namespace = "awx-" + uuid.uuid4().hex[:8]
     bao_tls.api("POST", "sys/namespaces/" + namespace, {})
-    cred = _load_credential_type("credential_type.yml")
+    vault_type, kube_type = _load_credential_type("credential_type.yml"), _load_credential_type(
+        "credential_type_kubernetes.yml")
     with open(bao_tls.ca_file) as f:
         ca_pem = f.read()
-    token_env = awx_inject(cred, {"url": bao_tls.tls_url, "auth_method": "token", "token": bao_tls.token,
-                                  "namespace": namespace, "ca_cert": ca_pem}, str(tmp_path))
-    assert os.path.exists(token_env["VAULT_CACERT"])
+    kube_env = awx_inject(kube_type, {"kubeconfig": kubeconfig_text, "context": "east"}, str(tmp_path))
+    token_env = dict(kube_env, **awx_inject(vault_type, {
+        "url": bao_tls.tls_url, "auth_method": "token", "token": bao_tls.token, "namespace": namespace,
+        "ca_cert": ca_pem}, str(tmp_path)))
+    # The AWX inventory: one host per cluster in the group the survey's default answer names.
+    inventory = {"all": {"children": {"istio_clusters": {
+        "hosts": {"east": {}},
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "istio_vault_ca_k8s_token_reviewer": {"create": True},
+                 "istio_vault_ca_extra_env": {"AUTO_RELOAD_PLUGIN_CERTS": "true"}}}}}}
+    defaults = _survey_extra_vars(template)
+    assert defaults["istio_vault_ca_clusters"] == "istio_clusters"
 
-    first, pdd1, out1 = _runner_run(tmp_path, "apply-1", installed, token_env)
+    # 1. Job type Run, the survey's default answers: everything is created.
+    kube_mark, vault_mark = len(fake.requests), bao_tls.audit.mark()
+    first, pdd1, out1 = _runner_run(tmp_path, "run-1", installed, token_env, inventory, template, "run", defaults)
     assert first.status == "successful" and first.rc == 0, out1[-4000:]
-    assert first.stats["changed"].get("localhost", 0) >= 1, first.stats
-    policy = _bao_ns(bao_tls, namespace, "GET", "sys/policies/acl/istioca")
-    assert policy and 'path "pki/cert/ca"' in policy["data"]["policy"]
+    assert first.stats["changed"].get("east", 0) >= 5, first.stats
+    assert "istiod would accept the bundle" in out1, out1[-3000:]
+    # What the write checks of the later runs look for is seen here (they cannot pass for want of data).
+    assert "secret/data/istioca" in _vault_writes(bao_tls, vault_mark, namespace)
+    assert ("PATCH", "/apis/install.tetrate.io/v1alpha1/namespaces/tsb/controlplanes/controlplane") in \
+        _kube_writes(fake, kube_mark), _kube_writes(fake, kube_mark)
+    with open(os.path.join(pdd1, "artifacts", "run-1", "command")) as f:
+        assert json.load(f)["env"]["VAULT_TOKEN"] == bao_tls.token  # ansible-runner's launch record (docs/awx)
 
-    second, pdd2, out2 = _runner_run(tmp_path, "apply-2", installed, token_env)
+    root_pem = _bao_ns(bao_tls, namespace, "GET", "pki/cert/ca")["data"]["certificate"]
+    int_pem = _bao_ns(bao_tls, namespace, "GET", "istioca/cert/ca")["data"]["certificate"]
+    intermediate = _assert_issued_by(int_pem, root_pem)
+    # istiod's login, as its Vault Agent does it: Vault asks the cluster (TokenReview, with the reviewer
+    # JWT the job put there) whether the service-account JWT is valid, then grants the job's policy.
+    jwt = fake.mint_sa_token("istio-system", "istiod-service-account")
+    login = _bao_ns(bao_tls, namespace, "POST", "auth/kubernetes/login", {"role": "istiod", "jwt": jwt}, token="")
+    assert "istioca" in login["auth"]["policies"], login["auth"]["policies"]
+    key_pem = _bao_ns(bao_tls, namespace, "GET", "secret/data/istioca",
+                      token=login["auth"]["client_token"])["data"]["data"]["ca-key.pem"]
+    key = serialization.load_pem_private_key(key_pem.encode(), None)
+    assert key.public_key().public_numbers() == intermediate.public_key().public_numbers()
+    deployment = fake.get_object(*CONTROLPLANE)["spec"]["components"]["istio"]["kubeSpec"]["deployment"]
+    annotations = deployment["podAnnotations"]
+    assert annotations["vault.hashicorp.com/agent-inject"] == "true"
+    assert annotations["vault.hashicorp.com/role"] == "istiod"
+    assert annotations["example.com/owner"] == "platform-team"  # the ControlPlane's own, kept
+    env = {e["name"]: e.get("value") for e in deployment["env"]}
+    assert env["ROOT_CA_DIR"] == "/etc/cacerts-vault" and env["AUTO_RELOAD_PLUGIN_CERTS"] == "true"
+    assert env["PILOT_TRACE_SAMPLING"] == "1"
+    controlplane = fake.get_object(*CONTROLPLANE)
+
+    # 2. Run again: nothing to do, nothing written (the verify step's short-lived token aside).
+    kube_mark, vault_mark = len(fake.requests), bao_tls.audit.mark()
+    second, pdd2, out2 = _runner_run(tmp_path, "run-2", installed, token_env, inventory, template, "run", defaults)
     assert second.status == "successful" and second.rc == 0, out2[-4000:]
-    assert second.stats["changed"] == {} or second.stats["changed"].get("localhost", 0) == 0, second.stats
-    assert "changed=0" in out2
+    assert second.stats["changed"].get("east", 0) == 0 and second.stats["ok"].get("east", 0) >= 5, second.stats
+    assert re.search(r"east\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out2), out2[-2000:]
+    assert _kube_writes(fake, kube_mark) == []
+    assert set(_vault_writes(bao_tls, vault_mark, namespace)) <= {"auth/token/create"}
 
-    # AppRole through the same credential type (its own mount), in check mode (AWX job type "Check").
+    # 3. Job type Check with an AppRole whose policy may only read (and create the verify step's token):
+    # a Check job that tried to write would fail here, not just report changed.
     _bao_ns(bao_tls, namespace, "POST", "sys/auth/approle-awx", {"type": "approle"})
-    _bao_ns(bao_tls, namespace, "PUT", "sys/policies/acl/awx-job", {"policy": (
-        'path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }')})
+    _bao_ns(bao_tls, namespace, "PUT", "sys/policies/acl/awx-check", {"policy": (
+        'path "*" { capabilities = ["read", "list"] }\n'
+        'path "auth/token/create" { capabilities = ["update", "sudo"] }\n')})
     _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx",
-            {"token_policies": ["awx-job"], "token_ttl": "10m"})
+            {"token_policies": ["awx-check"], "token_ttl": "10m"})
     role_id = _bao_ns(bao_tls, namespace, "GET", "auth/approle-awx/role/awx/role-id")["data"]["role_id"]
     secret_id = _bao_ns(bao_tls, namespace, "POST", "auth/approle-awx/role/awx/secret-id", {})["data"]["secret_id"]
-    approle_env = awx_inject(cred, {"url": bao_tls.tls_url, "auth_method": "approle", "role_id": role_id,
-                                    "secret_id": secret_id, "auth_mount": "approle-awx", "namespace": namespace,
-                                    "ca_cert": ca_pem}, str(tmp_path))
+    approle_env = dict(kube_env, **awx_inject(vault_type, {
+        "url": bao_tls.tls_url, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id,
+        "auth_mount": "approle-awx", "namespace": namespace, "ca_cert": ca_pem}, str(tmp_path)))
     assert approle_env["VAULT_TOKEN"] == ""
-    check, pdd3, out3 = _runner_run(tmp_path, "check-approle", installed, approle_env, cmdline="--check --diff")
+    kube_mark, vault_mark = len(fake.requests), bao_tls.audit.mark()
+    check, pdd3, out3 = _runner_run(tmp_path, "check-approle", installed, approle_env, inventory, template, "check",
+                                    _survey_extra_vars(template, istio_vault_ca_clusters="east"))
     assert check.status == "successful" and check.rc == 0, out3[-4000:]
-    assert "changed=0" in out3, out3[-3000:]
+    assert check.stats["changed"].get("east", 0) == 0 and check.stats["ok"].get("east", 0) >= 5, check.stats
+    assert re.search(r"east\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out3), out3[-2000:]
+    assert _kube_writes(fake, kube_mark) == []
+    assert set(_vault_writes(bao_tls, vault_mark, namespace)) <= {"auth/token/create"}
+    assert fake.get_object(*CONTROLPLANE) == controlplane
 
+    # 4. No secret in what AWX keeps of the three jobs: the root token, the AppRole secret ID, the
+    # cluster admin token of the kubeconfig, the reviewer JWT the job created, the intermediate's key.
+    reviewer = fake.get_object("v1", "secrets", "vault-token-reviewer-token", "vault")
+    reviewer_jwt = base64.b64decode(reviewer["data"]["token"]).decode()
+    secrets = [bao_tls.token, secret_id, fake.admin_token, reviewer_jwt, key_pem.strip()] + _private_key_slices(key_pem)
     for pdd in (pdd1, pdd2, pdd3):
-        _assert_secrets_not_in_artifacts(pdd, [bao_tls.token, secret_id])
-    # The playbook ran from the installed copy: its task paths point into the installed collection.
-    events = [json.loads(text) for path, text in _artifact_texts(pdd1) if "/job_events/" in path]
-    task_paths = {e["event_data"].get("task_path", "") for e in events if e.get("event") == "runner_on_ok"}
-    assert task_paths and all(p.startswith(str(installed)) for p in task_paths if p), task_paths
+        _assert_secrets_not_in_artifacts(pdd, secrets)
+
+    # 5. Every task ran from the installed copy: task paths point into the installed collection (its
+    # playbook for the role's argument check, its role for the rest), none into the source tree.
+    collection = str(installed / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]) + os.sep
+    for pdd in (pdd1, pdd3):
+        events = [json.loads(text) for path, text in _artifact_texts(pdd) if "/job_events/" in path]
+        task_paths = {e["event_data"].get("task_path", "").rsplit(":", 1)[0] for e in events
+                      if e.get("event") in ("runner_on_ok", "runner_on_skipped")}
+        assert all(p.startswith(collection) for p in task_paths), sorted(task_paths)
+        relative = {os.path.relpath(p, collection) for p in task_paths}
+        assert "playbooks/istio_vault_ca.yml" in relative, sorted(relative)
+        role_files = {p for p in relative if p.startswith("roles/istio_vault_ca/tasks/")}
+        assert len(role_files) >= 7, sorted(relative)
