@@ -290,7 +290,8 @@ def render_templates(intermediate_mount="istioca", root_mount="pki", kv_mount="s
 
 
 def _owned_annotation_names():
-    names = ["agent-inject", "role", "auth-path", "secret-volume-path", "agent-init-first", "agent-pre-populate-only"]
+    names = ["agent-inject", "role", "auth-path", "namespace", "secret-volume-path", "agent-init-first",
+             "agent-pre-populate-only"]
     for file_name in BUNDLE_FILES:
         names.extend((f"agent-inject-secret-{file_name}", f"agent-inject-template-{file_name}"))
     return names
@@ -313,7 +314,7 @@ def managed_keys(prefix=VAULT_PREFIX, extra_env=None):
 def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
                     kv_field="ca-key.pem", role="istiod", secret_volume_path="/etc/cacerts-vault",
                     prefix=VAULT_PREFIX, agent_init_first=None, agent_pre_populate_only=None, extra_env=None,
-                    extra_annotations=None, auth_mount=None):
+                    extra_annotations=None, auth_mount=None, vault_namespace=None):
     """Return ``{"env": [...], "annotations": {...}}`` for istiod's deployment (TSB ``kubeSpec.deployment``).
 
     ``env`` is ``ROOT_CA_DIR=<secret_volume_path>`` followed by ``extra_env`` in the given order (a list of
@@ -321,7 +322,8 @@ def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="se
     guide's order. ``agent_init_first`` and ``agent_pre_populate_only`` are emitted as "true"/"false" only when
     not None. ``extra_annotations`` may not set any key of :func:`managed_keys`. ``auth_mount`` is the Kubernetes
     auth mount the agent logs in at: the injector's default is ``auth/kubernetes``, so ``<prefix>/auth-path`` is
-    emitted only for another mount (one mount per cluster in a multi-cluster mesh).
+    emitted only for another mount (one mount per cluster in a multi-cluster mesh). ``vault_namespace`` (Vault
+    Enterprise / OpenBao namespaces) becomes ``<prefix>/namespace``: the agent logs in and reads there.
     """
     prefix = normalize_prefix(prefix)
     volume = normalize_secret_volume_path(secret_volume_path)
@@ -341,6 +343,8 @@ def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="se
         annotations[f"{prefix}/agent-inject-template-{file_name}"] = template
     if auth_mount is not None and normalize_vault_path(auth_mount, "auth_mount") != "kubernetes":
         annotations[f"{prefix}/auth-path"] = "auth/" + normalize_vault_path(auth_mount, "auth_mount")
+    if vault_namespace is not None and str(vault_namespace).strip("/"):
+        annotations[f"{prefix}/namespace"] = normalize_vault_path(vault_namespace, "vault_namespace")
     if init_first is not None:
         annotations[f"{prefix}/agent-init-first"] = "true" if init_first else "false"
     if pre_populate_only is not None:

@@ -16,28 +16,29 @@ description:
   - The guide's troubleshooting section, automated. Looks at everything istiod's Vault Agent depends on and reports,
     in words, what is wrong and how to fix it, instead of leaving you to read C(vault-agent-init) and C(discovery)
     logs.
-  - "Checks, in order (a check that cannot run because an earlier one failed is reported as C(skipped)):
-    C(vault_reachable) (reachable, initialised, unsealed, active or standby node, version);
-    C(vault_login) (the connection and auth options work);
-    C(mounts) (the root and intermediate mounts are C(pki), the key mount is KV B(v2), the auth mount is
-    C(kubernetes));
-    C(root_ca) (a default issuer with a key, days left);
-    C(intermediate_ca) (a default issuer signed by the root's default issuer, not expired, days left against
-    O(renew_before));
-    C(intermediate_key) (the KV field holds a private key that belongs to the intermediate's certificate - the
-    C(ca-key.pem)/C(ca-cert.pem) pair istiod needs);
-    C(policy) (exists and grants C(read) on the key's KV path - a problem otherwise - and on the three certificate
-    paths, which the PKI engine also serves without a token - a warning otherwise; more than the four reads is a
-    warning);
-    C(kubernetes_auth) (the auth method is configured with a C(kubernetes_host));
-    C(role) (exists, bound to O(service_account) in O(service_account_namespace), holds the policy);
-    C(istiod_login) (with O(jwt): logs in as istiod at C(auth/<auth_mount>/login) and checks the token's policies);
-    C(bundle) (renders the four files exactly as the injector's templates would - with istiod's token after a
-    successful login, else with the module's own token - and runs every check of
-    M(meshpki.vault_ca.istio_ca_verify));
-    C(target) (with O(target): the ControlPlane, IstioOperator or Helm values carry the injector annotations and
-    C(ROOT_CA_DIR) that M(meshpki.vault_ca.tsb_controlplane_annotations) would write for these options, nothing
-    missing or different, and no annotations left under the other injector prefix)."
+  - "The checks, in order. A check that cannot run because an earlier one failed is reported as C(skipped)."
+  - "C(vault_reachable): Vault is reachable, initialised and unsealed; active or standby node; version."
+  - "C(vault_login): the connection and auth options work."
+  - "C(mounts): the root and intermediate mounts are C(pki), the key mount is KV B(v2), the auth mount is
+    C(kubernetes)."
+  - "C(root_ca): the root mount has a default issuer with a key; days left."
+  - "C(intermediate_ca): the intermediate mount's default issuer is signed by the root's default issuer and not
+    expired; days left against O(renew_before)."
+  - "C(intermediate_key): the KV field holds a private key that belongs to the intermediate's certificate - the
+    C(ca-key.pem) / C(ca-cert.pem) pair istiod needs."
+  - "C(policy): exists and grants C(read) on the key's KV path (a problem otherwise) and on the three certificate
+    paths, which the PKI engine also serves without a token (a warning otherwise); more than the four reads is a
+    warning."
+  - "C(kubernetes_auth): the auth method is configured with a C(kubernetes_host)."
+  - "C(role): exists, is bound to O(service_account) in O(service_account_namespace), and gives the policy."
+  - "C(istiod_login): with O(jwt), O(jwt_file) or O(request_jwt), logs in as istiod at C(auth/<auth_mount>/login)
+    and checks the token's policies."
+  - "C(bundle): renders the four files exactly as the injector's templates would - with istiod's token after a
+    successful login, else with the module's own token - and runs every check of M(meshpki.vault_ca.istio_ca_verify)."
+  - "C(target): with O(target), the ControlPlane, IstioOperator or Helm values carry the injector annotations and
+    C(ROOT_CA_DIR) that M(meshpki.vault_ca.tsb_controlplane_annotations) would write for these options (the
+    connection's O(namespace) as the agent's C(namespace) annotation), nothing missing or different, and no
+    annotations left under the other injector prefix."
   - Never changes anything and never fails because of a finding - RV(healthy) and RV(problems) say how it went, so a
     playbook decides (the role's C(diagnose) entry point fails at the end, after printing the report). It fails only
     for invalid options.
@@ -798,7 +799,8 @@ class Diagnosis(object):
                        kv_mount=p["kv_mount"], kv_path=p["kv_path"], kv_field=p["kv_field"], role=p["role"],
                        secret_volume_path=p["secret_volume_path"], annotation_prefix=p["annotation_prefix"],
                        agent_init_first=p["agent_init_first"], agent_pre_populate_only=p["agent_pre_populate_only"],
-                       extra_env=p["extra_env"], extra_annotations=None, auth_mount=p["auth_mount"])
+                       extra_env=p["extra_env"], extra_annotations=None, auth_mount=p["auth_mount"],
+                       vault_namespace=self.conn.namespace)
         desired = desired_state(options)
         if p["path"]:
             manifest = Manifest.load(p["path"])

@@ -151,6 +151,12 @@ options:
         annotation is set to C(auth/<auth_mount>).
     type: str
     default: kubernetes
+  vault_namespace:
+    description:
+      - The Vault Enterprise or OpenBao namespace the agent logs in and reads in (the C(namespace) annotation), for
+        example V(team-a) or V(team-a/istio). It must be the namespace the CA, the auth mount and the policy live in.
+      - Not set - no annotation; the agent uses the root namespace.
+    type: str
   secret_volume_path:
     description:
       - Directory the agent renders the four files into (the C(secret-volume-path) annotation); C(ROOT_CA_DIR) is always
@@ -402,6 +408,7 @@ ARGUMENT_SPEC = dict(
     kv_field=dict(type="str", default="ca-key.pem"),
     role=dict(type="str", default="istiod"),
     auth_mount=dict(type="str", default="kubernetes"),
+    vault_namespace=dict(type="str"),
     secret_volume_path=dict(type="str", default="/etc/cacerts-vault", no_log=False),
     annotation_prefix=dict(type="str", default="vault.hashicorp.com"),
     agent_init_first=dict(type="bool"),

@@ -14,16 +14,19 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
 from harness.openbao import bao_binary
 
 
-def agent_config(vault_addr, templates, out_dir, auth, ca_file=None):
+def agent_config(vault_addr, templates, out_dir, auth, ca_file=None, namespace=None):
     """The agent configuration (HCL as JSON, which bao accepts) for ``templates`` {file: (path, text)}.
 
     ``auth`` is {"method": "kubernetes", "mount": ..., "role": ..., "jwt_file": ...} or
-    {"method": "token_file", "token_file": ...}."""
+    {"method": "token_file", "token_file": ...}. ``namespace`` goes where the injector puts its
+    ``namespace`` annotation: on the auto-auth method, whose client the templates use as well."""
     if auth["method"] == "kubernetes":
         method = {"type": "kubernetes", "mount_path": "auth/" + auth.get("mount", "kubernetes"),
                   "config": {"role": auth["role"], "token_path": auth["jwt_file"]}, "exit_on_err": True}
     else:
         method = {"type": "token_file", "config": {"token_file_path": auth["token_file"]}}
+    if namespace:
+        method["namespace"] = namespace
     vault = {"address": vault_addr}
     if ca_file:
         vault["ca_cert"] = ca_file
@@ -43,7 +46,8 @@ def render(vault_addr, annotations, out_dir, auth, prefix="vault.hashicorp.com",
     four files land in ``out_dir``."""
     os.makedirs(out_dir, exist_ok=True)
     templates = extract_templates(annotations, prefix=prefix)
-    return run_agent(agent_config(vault_addr, templates, out_dir, auth, ca_file), out_dir, timeout)
+    namespace = annotations.get(prefix.rstrip("/") + "/namespace")
+    return run_agent(agent_config(vault_addr, templates, out_dir, auth, ca_file, namespace), out_dir, timeout)
 
 
 def run_agent(config, out_dir, timeout=60):

@@ -29,6 +29,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import verify_bundle_dir
+from harness import agent
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.dirname(sys.executable)
@@ -556,6 +559,23 @@ def test_main_playbook_from_installed_tarball_as_an_awx_job(bao_tls, installed, 
     assert annotations["vault.hashicorp.com/agent-inject"] == "true"
     assert annotations["vault.hashicorp.com/role"] == "istiod"
     assert annotations["example.com/owner"] == "platform-team"  # the ControlPlane's own, kept
+    # The CA lives in a namespace, so istiod's agent must log in and read there: the real bao agent, configured
+    # from these annotations as the injector does, renders four files istiod accepts.
+    assert annotations["vault.hashicorp.com/namespace"] == namespace
+    jwt_file = tmp_path / "istiod.jwt"
+    jwt_file.write_text(fake.mint_sa_token("istio-system", "istiod-service-account"))
+    bundle = str(tmp_path / "rendered")
+    rendered = agent.render(bao_tls.tls_url, annotations, bundle, ca_file=bao_tls.ca_file,
+                            auth={"method": "kubernetes", "role": "istiod", "jwt_file": str(jwt_file)})
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    report = verify_bundle_dir(bundle)
+    assert [c["name"] for c in report["checks"] if not c["passed"]] == [], report["checks"]
+    # Without that annotation the agent logs in at the root namespace, where istiod has no role.
+    root_only = dict((k, v) for k, v in annotations.items() if k != "vault.hashicorp.com/namespace")
+    jwt_file.write_text(fake.mint_sa_token("istio-system", "istiod-service-account"))
+    lost = agent.render(bao_tls.tls_url, root_only, str(tmp_path / "root-ns"), ca_file=bao_tls.ca_file,
+                        auth={"method": "kubernetes", "role": "istiod", "jwt_file": str(jwt_file)}, timeout=120)
+    assert lost.returncode != 0 and not os.path.exists(str(tmp_path / "root-ns" / "ca-key.pem")), lost.stderr[-2000:]
     env = {e["name"]: e.get("value") for e in deployment["env"]}
     assert env["ROOT_CA_DIR"] == "/etc/cacerts-vault" and env["AUTO_RELOAD_PLUGIN_CERTS"] == "true"
     assert env["PILOT_TRACE_SAMPLING"] == "1"

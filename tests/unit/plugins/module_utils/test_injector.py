@@ -425,7 +425,8 @@ def test_vault_paths_read_validates():
 @pytest.mark.parametrize("prefix", [VAULT_PREFIX, OPENBAO_PREFIX])
 def test_managed_keys_cover_everything_we_emit(prefix):
     injection = build_injection(prefix=prefix, agent_init_first=True, agent_pre_populate_only=True,
-                                extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"}, auth_mount="kubernetes-east")
+                                extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"}, auth_mount="kubernetes-east",
+                                vault_namespace="team-a")
     owned = managed_keys(prefix, extra_env={"AUTO_RELOAD_PLUGIN_CERTS": "true"})
     assert owned["annotations"] == sorted(injection["annotations"])
     assert owned["env"] == [entry["name"] for entry in injection["env"]]
@@ -434,9 +435,23 @@ def test_managed_keys_cover_everything_we_emit(prefix):
 def test_managed_keys_default():
     owned = managed_keys()
     assert owned["env"] == ["ROOT_CA_DIR"]
-    assert len(owned["annotations"]) == 14
+    assert len(owned["annotations"]) == 15
     assert all(key.startswith("vault.hashicorp.com/") for key in owned["annotations"])
     assert "vault.hashicorp.com/agent-inject-template-cert-chain.pem" in owned["annotations"]
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), ("", None), ("/", None), ("team-a", "team-a"),
+                                             ("/team-a/istio/", "team-a/istio")])
+def test_vault_namespace_annotation(value, expected):
+    annotations = build_injection(vault_namespace=value)["annotations"]
+    assert annotations.get("vault.hashicorp.com/namespace") == expected
+    # The templates read the same paths: a namespace is a header, not a path prefix.
+    assert annotations["vault.hashicorp.com/agent-inject-secret-ca-key.pem"] == "secret/data/istioca"
+
+
+def test_vault_namespace_validation():
+    with pytest.raises(InjectorError, match="vault_namespace 'team a' contains unsupported characters"):
+        build_injection(vault_namespace="team a")
 
 
 def test_managed_keys_excludes_extra_annotations():
