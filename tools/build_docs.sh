@@ -130,7 +130,12 @@ html_theme_options = {
     'collapse_navigation': False,
     'navigation_depth': 3,
 }
+# Long module names (tsb_controlplane_annotations) wrap in the sidebar instead of running under the page.
+html_static_path = ['_static_meshpki']
+html_css_files = ['meshpki.css']
 PY
+mkdir -p "$SRC/_static_meshpki"
+printf '.wy-menu-vertical a { overflow-wrap: anywhere; }\n' >"$SRC/_static_meshpki/meshpki.css"
 
 # antsibull-docs titles pages with str.title(): "Meshpki.Vault_Ca", "Meshpki.Vault_Ca Release Notes".
 # Give the collection its own spelling (and the index page a title that says what it is), between

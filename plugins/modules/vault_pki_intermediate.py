@@ -49,7 +49,7 @@ author:
   - meshpki maintainers (@meshpki)
 requirements:
   - hvac >= 2.0.0
-  - cryptography >= 3.0
+  - cryptography >= 3.4.0
 extends_documentation_fragment:
   - meshpki.vault_ca.connection
   - meshpki.vault_ca.auth
