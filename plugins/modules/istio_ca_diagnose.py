@@ -521,18 +521,25 @@ class Diagnosis(object):
             p["root_mount"], p["intermediate_mount"], p["kv_mount"], p["auth_mount"]))
         return True
 
-    def root_ca(self):
-        mount = self.params["root_mount"]
+    def default_issuer(self, check, which, mount, renders):
+        """``(issuer, info, facts)`` for the default issuer of ``mount``, or Nones after reporting that there is
+        none (``renders``: the files that then render empty)."""
         issuer = read_default_issuer(self.client, mount)
         if issuer is None:
-            self.found.problem("root_ca", "'%s' has no default issuer, so root-cert.pem renders empty and istiod "
-                                          "refuses the bundle. Run the main playbook (root CA step)." % mount)
-            return
-        self.root = issuer
+            self.found.problem(check, "'%s' has no default issuer, so %s render(s) empty and istiod refuses the "
+                                      "bundle. Run the main playbook (%s CA step)." % (mount, renders, which))
+            return None, None, None
         info = _cert_summary(issuer.cert)
-        self.certificates["root"] = info
+        self.certificates[which] = info
         facts = "%s, serial %s, expires %s (%d days left)" % (info["subject"], info["serial"], info["not_after"],
                                                               info["days_left"])
+        return issuer, info, facts
+
+    def root_ca(self):
+        issuer, info, facts = self.default_issuer("root_ca", "root", self.params["root_mount"], "root-cert.pem")
+        if issuer is None:
+            return
+        self.root = issuer
         if info["days_left"] < 0:
             self.found.problem("root_ca", "the root %s has EXPIRED: every workload certificate fails to verify. "
                                           "A new root means a new trust domain root for the whole mesh: plan a root "
@@ -546,17 +553,11 @@ class Diagnosis(object):
             self.found.ok("root_ca", facts)
 
     def intermediate_ca(self):
-        mount = self.params["intermediate_mount"]
-        issuer = read_default_issuer(self.client, mount)
+        issuer, info, facts = self.default_issuer("intermediate_ca", "intermediate",
+                                                  self.params["intermediate_mount"], "ca-cert.pem and cert-chain.pem")
         if issuer is None:
-            self.found.problem("intermediate_ca", "'%s' has no default issuer, so ca-cert.pem and cert-chain.pem "
-                                                  "render empty. Run the main playbook (intermediate CA step)." % mount)
             return
         self.intermediate = issuer
-        info = _cert_summary(issuer.cert)
-        self.certificates["intermediate"] = info
-        facts = "%s, serial %s, expires %s (%d days left)" % (info["subject"], info["serial"], info["not_after"],
-                                                              info["days_left"])
         if self.root is not None and signature_error(issuer.cert, self.root.cert) is not None:
             self.found.problem("intermediate_ca", "the intermediate (%s) was not signed by the current root of '%s' "
                                                   "(%s): workloads would get certificates that do not chain to "

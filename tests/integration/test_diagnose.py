@@ -26,21 +26,6 @@ BIN = os.path.dirname(sys.executable)
 CHECKS = ["vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_ca", "intermediate_key", "policy",
           "kubernetes_auth", "role", "istiod_login", "bundle", "target"]
 
-MANIFEST = """\
-apiVersion: install.tetrate.io/v1alpha1
-kind: ControlPlane
-metadata:
-  name: controlplane
-  namespace: tsb
-spec:
-  hub: registry.example.com/tetrate
-  components:
-    istio:
-      kubeSpec:
-        deployment:
-          podAnnotations:
-            example.com/owner: platform-team
-"""
 
 
 class Estate(object):
@@ -52,7 +37,7 @@ class Estate(object):
         self.cluster = self.env["clusters"][embedded.DEFAULT_CLUSTER]
         self.manifest = os.path.join(workdir, "controlplane.yaml")
         with open(self.manifest, "w") as f:
-            f.write(MANIFEST)
+            yaml.safe_dump(embedded.SAMPLE_CONTROLPLANE, f)  # the ControlPlane the demo's cluster holds
         self.role_vars = {"istio_vault_ca_manifest_path": self.manifest,
                           "istio_vault_ca_kubeconfig": self.cluster["kubeconfig"],
                           "istio_vault_ca_k8s_token_reviewer": {"create": True}}
@@ -281,6 +266,17 @@ def test_mount_types_renew_window_and_a_login_with_the_wrong_account(playbook, e
     assert checks["istiod_login"][0] == "problem" and "auth/kubernetes/login" in checks["istiod_login"][1]
     assert "Meaning:" in checks["istiod_login"][1]
     assert result["healthy"] is False
+
+    # An intermediate mount without a CA yet: named, and the key check that needs it skipped.
+    estate.api("POST", "sys/mounts/pki-empty", {"type": "pki"})
+    try:
+        _result, checks = diagnose(playbook, estate, intermediate_mount="pki-empty")
+    finally:
+        estate.api("DELETE", "sys/mounts/pki-empty")
+    assert checks["intermediate_ca"][0] == "problem"
+    assert "'pki-empty' has no default issuer, so ca-cert.pem and cert-chain.pem render(s) empty" in \
+        checks["intermediate_ca"][1] and "(intermediate CA step)" in checks["intermediate_ca"][1]
+    assert checks["intermediate_key"][0] == "skipped"
 
 
 def test_unreachable_sealed_and_bad_input(playbook, estate, tmp_path):
