@@ -9,7 +9,28 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
+
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+
+# Right after a KV v2 mount is enabled the engine upgrades its storage and refuses every request for a moment:
+# 400 "Upgrading from non-versioned to versioned data" (active node) or "Waiting for the primary to upgrade from
+# non-versioned to versioned data" (standby). Nothing was processed, so the request is repeated.
+UPGRADING = "non-versioned to versioned data"
+UPGRADE_WAIT = 30.0
+UPGRADE_POLL = 0.2
+
+
+def _after_upgrade(call):
+    """``call()``, repeated while the KV v2 engine is still upgrading (at most UPGRADE_WAIT seconds)."""
+    deadline = time.time() + UPGRADE_WAIT
+    while True:
+        try:
+            return call()
+        except MeshPkiError as e:
+            if e.details.get("status") != 400 or UPGRADING not in str(e) or time.time() >= deadline:
+                raise
+        time.sleep(UPGRADE_POLL)
 
 
 class CasConflict(MeshPkiError):
@@ -43,7 +64,7 @@ class KvSecret(object):
 def read_secret(client, mount, path):
     """The latest version of the secret (one read; two when it has no readable latest version)."""
     mount, path = mount.strip("/"), path.strip("/")
-    body = client.read("%s/data/%s" % (mount, path), action="read the KV v2 secret")
+    body = _after_upgrade(lambda: client.read("%s/data/%s" % (mount, path), action="read the KV v2 secret"))
     if body:
         data = body.get("data") or {}
         version = int((data.get("metadata") or {}).get("version") or 0)
@@ -51,7 +72,8 @@ def read_secret(client, mount, path):
     # 404: never written, or its latest version is deleted/destroyed. Check-and-set needs the
     # current version number in the second case; the metadata endpoint has it.
     try:
-        meta = client.read("%s/metadata/%s" % (mount, path), action="read the KV v2 metadata of")
+        meta = _after_upgrade(lambda: client.read("%s/metadata/%s" % (mount, path),
+                                                  action="read the KV v2 metadata of"))
     except MeshPkiError as e:
         if e.details.get("status") == 403:  # no read on metadata: a cas=0 write tells if it exists
             return KvSecret(mount, path)
@@ -65,8 +87,9 @@ def write_secret(client, secret, data):
 
     Raises CasConflict when another version was written since ``secret`` was read."""
     try:
-        response = client.write(secret.api_path, {"options": {"cas": secret.current_version}, "data": data},
-                                action="write the KV v2 secret", capability=("create", "update"))
+        response = _after_upgrade(lambda: client.write(
+            secret.api_path, {"options": {"cas": secret.current_version}, "data": data},
+            action="write the KV v2 secret", capability=("create", "update")))
     except MeshPkiError as e:
         if e.details.get("status") == 400 and "check-and-set" in str(e):
             raise CasConflict(
