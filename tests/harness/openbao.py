@@ -59,6 +59,16 @@ def _is_free(port):
     return True
 
 
+def is_listening(port, host="127.0.0.1"):
+    """Whether a server accepts connections on ``port``. A connection, not a bind: a bind also fails on a
+    socket in TIME_WAIT, left by a server killed on that port although nobody listens there any more."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 class AuditLog(object):
     """Reads the file audit device: one JSON object per request and per response."""
 
@@ -93,7 +103,16 @@ def _is_login(path):
 class OpenBaoServer(object):
     """Start with ``start()``, stop with ``stop()`` (or use as a context manager)."""
 
-    def __init__(self, workdir, tls=False, audit=False, storage=None, root_token=None):
+    # Seconds api() waits for an answer. Raft init and unseal get at least INIT_TIMEOUT: on a loaded machine
+    # they can take longer than a plain request.
+    API_TIMEOUT = 30
+    INIT_TIMEOUT = 60
+
+    def __init__(self, workdir, tls=False, audit=False, storage=None, root_token=None, api_timeout=None,
+                 audit_options=None):
+        """``audit_options``: more options of the file audit device (e.g. ``{"log_raw": "true"}``)."""
+        self.api_timeout = api_timeout or self.API_TIMEOUT
+        self.audit_options = dict(audit_options or {})
         self.workdir = str(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.tls = tls
@@ -153,7 +172,9 @@ class OpenBaoServer(object):
             parts.append('api_addr = "%s"\ncluster_addr = "http://127.0.0.1:%d"\n'
                          % (self.http_url, self.http_port + 1))
         if self.audit:
-            parts.append('audit "file" "file" {\n  options {\n    file_path = "%s"\n  }\n}\n' % self.audit.path)
+            options = dict(self.audit_options, file_path=self.audit.path)
+            parts.append('audit "file" "file" {\n  options {\n%s  }\n}\n'
+                         % "".join('    %s = "%s"\n' % item for item in sorted(options.items())))
         path = os.path.join(self.workdir, "config.hcl")
         with open(path, "w") as f:
             f.write("".join(parts))
@@ -178,9 +199,11 @@ class OpenBaoServer(object):
 
     def _init_and_unseal(self):
         self._wait_listening()
-        status = self.api("GET", "sys/init", token=None)
+        slow = max(self.api_timeout, self.INIT_TIMEOUT)
+        status = self.api("GET", "sys/init", token=None, timeout=slow)
         if not status["initialized"]:
-            result = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token=None)
+            result = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token=None,
+                              timeout=slow)
             self.unseal_key = result["keys_base64"][0]
             self.token = result["root_token"]
             with open(os.path.join(self.workdir, "init.json"), "w") as f:
@@ -189,13 +212,13 @@ class OpenBaoServer(object):
             with open(os.path.join(self.workdir, "init.json")) as f:
                 saved = json.load(f)
             self.unseal_key, self.token = saved["unseal_key"], saved["root_token"]
-        self.api("PUT", "sys/unseal", {"key": self.unseal_key}, token=None)
+        self.api("PUT", "sys/unseal", {"key": self.unseal_key}, token=None, timeout=slow)
 
     def _wait_listening(self, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
             self._check_alive()
-            if not _is_free(self.http_port):
+            if is_listening(self.http_port):
                 return
             time.sleep(0.05)
         raise RuntimeError("OpenBao did not listen within %ss; log: %s" % (timeout, self.log_tail()))
@@ -255,8 +278,9 @@ class OpenBaoServer(object):
         self.stop()
 
     # -- plain HTTP API, independent of the code under test ------------------------------------
-    def api(self, method, path, body=None, token=_SERVER_TOKEN):
-        """One request to the plain-HTTP listener with urllib (not hvac, not our module_utils)."""
+    def api(self, method, path, body=None, token=_SERVER_TOKEN, timeout=None):
+        """One request to the plain-HTTP listener with urllib (not hvac, not our module_utils); ``timeout``
+        in seconds, default ``api_timeout``."""
         if token is _SERVER_TOKEN:
             token = self.token
         data = json.dumps(body).encode() if body is not None else None
@@ -266,7 +290,7 @@ class OpenBaoServer(object):
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=timeout or self.api_timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as e:
             if path.startswith("sys/health"):
