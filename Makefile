@@ -16,12 +16,13 @@ SANITY_FILES ?= --cached --others --exclude-standard
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
 .PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean docs docs-lint \
-	test-matrix release-notes bench
+	test-matrix release-notes bench reliability reliability-fast
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-50 clusters (~17 min)"
+	@echo "make reliability - faults, concurrency, Vault HA, bad input, leaks, least privilege, TLS (~10 min)"
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,7 @@ $(COLLECTION_LINK):
 demo: venv
 	$(BIN)/python tools/demo.py
 
-test: venv unit integration molecule lint ansible-lint docs-lint docs changelog-lint sanity
+test: venv unit integration reliability-fast molecule lint ansible-lint docs-lint docs changelog-lint sanity
 	@echo "make test: all passed"
 
 unit: venv
@@ -46,6 +47,15 @@ unit: venv
 
 integration: venv
 	$(BIN)/python -m pytest tests/integration -q -n 2 $(PYTEST_ARGS)
+
+# The reliability and security suite (tests/reliability): one table of what was tried and what held,
+# also written to tests/output/reliability-report.md. make test runs its fast part (bad input, secret
+# leaks, least privilege, TLS); the full run adds fault injection, concurrency and a 3-node raft cluster.
+reliability: venv
+	$(BIN)/python tools/reliability.py
+
+reliability-fast: venv
+	$(BIN)/python tools/reliability.py --fast
 
 # The role end to end on localhost: default (one cluster) and multicluster (three clusters, each
 # with its own fake API server). The kind scenario needs Docker and is not run here.
