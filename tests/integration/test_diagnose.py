@@ -27,7 +27,6 @@ CHECKS = ["vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_c
           "kubernetes_auth", "role", "istiod_login", "bundle", "target"]
 
 
-
 class Estate(object):
     """The embedded environment after one run of the main playbook."""
 
