@@ -61,25 +61,49 @@ class KvSecret(object):
         return "%s/%s" % (self.mount, self.path)
 
 
+# A KV v2 write stores the version's data and then the metadata that names it: a reader in between finds the
+# data missing (404) and the metadata already at the new version. Such a live version is read again.
+LIVE_WAIT = 5.0
+LIVE_POLL = 0.1
+
+
+def _live(metadata, version):
+    """True when ``version`` of the metadata ``data`` is neither deleted nor destroyed."""
+    entry = ((metadata.get("versions") or {}).get(str(version))) if version else None
+    return bool(entry) and not entry.get("deletion_time") and not entry.get("destroyed")
+
+
 def read_secret(client, mount, path):
     """The latest version of the secret (one read; two when it has no readable latest version)."""
     mount, path = mount.strip("/"), path.strip("/")
-    body = _after_upgrade(lambda: client.read("%s/data/%s" % (mount, path), action="read the KV v2 secret"))
-    if body:
-        data = body.get("data") or {}
-        version = int((data.get("metadata") or {}).get("version") or 0)
-        return KvSecret(mount, path, data.get("data") or {}, version, version)
-    # 404: never written, or its latest version is deleted/destroyed. Check-and-set needs the
-    # current version number in the second case; the metadata endpoint has it.
-    try:
-        meta = _after_upgrade(lambda: client.read("%s/metadata/%s" % (mount, path),
-                                                  action="read the KV v2 metadata of"))
-    except MeshPkiError as e:
-        if e.details.get("status") == 403:  # no read on metadata: a cas=0 write tells if it exists
-            return KvSecret(mount, path)
-        raise
-    current = int(((meta or {}).get("data") or {}).get("current_version") or 0)
-    return KvSecret(mount, path, {}, 0, current)
+    deadline = time.time() + LIVE_WAIT
+    while True:
+        body = _after_upgrade(lambda: client.read("%s/data/%s" % (mount, path), action="read the KV v2 secret"))
+        if body:
+            data = body.get("data") or {}
+            version = int((data.get("metadata") or {}).get("version") or 0)
+            return KvSecret(mount, path, data.get("data") or {}, version, version)
+        # 404: never written, or its latest version is deleted/destroyed. Check-and-set needs the
+        # current version number in the second case; the metadata endpoint has it.
+        try:
+            meta = _after_upgrade(lambda: client.read("%s/metadata/%s" % (mount, path),
+                                                      action="read the KV v2 metadata of"))
+        except MeshPkiError as e:
+            if e.details.get("status") == 403:  # no read on metadata: a cas=0 write tells if it exists
+                return KvSecret(mount, path)
+            raise
+        metadata = (meta or {}).get("data") or {}
+        current = int(metadata.get("current_version") or 0)
+        if not _live(metadata, current):
+            return KvSecret(mount, path, {}, 0, current)
+        # The metadata names a live version the data read did not find: a write was landing. Reading "no
+        # secret, version N" here would make the caller write version N+1 over a key it never saw.
+        if time.time() >= deadline:
+            raise MeshPkiError(
+                "The KV v2 secret '%s/%s' reads as missing, but its metadata says version %d exists and is not "
+                "deleted. Nothing was written; re-run, and check the secret with 'vault kv get %s/%s'."
+                % (mount, path, current, mount, path), status=409)
+        time.sleep(LIVE_POLL)
 
 
 def write_secret(client, secret, data):

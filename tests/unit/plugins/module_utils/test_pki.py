@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils import _pki
+from ansible_collections.meshpki.vault_ca.plugins.module_utils import _kv2, _mounts, _pki
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._kv2 import (
     CasConflict,
@@ -289,6 +289,51 @@ def test_read_secret_deleted_latest_version_keeps_the_version_for_cas():
     secret = read_secret(fake, "secret", "istioca")
     assert (secret.data, secret.version, secret.current_version) == ({}, 0, 4)
     assert fake.paths() == ["secret/data/istioca", "secret/metadata/istioca"]
+
+
+def test_read_secret_deleted_or_destroyed_latest_version_is_not_waited_for():
+    for entry in ({"deletion_time": "2026-11-28T00:00:00Z", "destroyed": False},
+                  {"deletion_time": "", "destroyed": True}):
+        fake = FakeClient({("GET", "secret/metadata/istioca"): {"data": {"current_version": 2,
+                                                                         "versions": {"2": entry}}}})
+        assert read_secret(fake, "secret", "istioca").current_version == 2
+        assert len(fake.paths()) == 2
+
+
+def test_read_secret_while_a_write_lands_reads_the_new_version():
+    """Data 404 but metadata already at a live version 1: a concurrent write was landing. Reporting
+    'no key, version 1' made a concurrent run write version 2 with another key (found by the reliability
+    suite's five concurrent runs); the data is read again instead."""
+    live = {"data": {"current_version": 1, "versions": {"1": {"deletion_time": "", "destroyed": False}}}}
+    fake = FakeClient({("GET", "secret/data/istioca"): [None, {"data": {"data": {"ca-key.pem": "k"},
+                                                                        "metadata": {"version": 1}}}],
+                       ("GET", "secret/metadata/istioca"): live})
+    secret = read_secret(fake, "secret", "istioca")
+    assert (secret.data, secret.version, secret.current_version) == ({"ca-key.pem": "k"}, 1, 1)
+    assert fake.paths() == ["secret/data/istioca", "secret/metadata/istioca", "secret/data/istioca"]
+
+
+def test_read_secret_gives_up_clearly_when_a_live_version_never_reads(monkeypatch):
+    monkeypatch.setattr(_kv2, "LIVE_WAIT", 0.3)
+    live = {"data": {"current_version": 3, "versions": {"3": {"deletion_time": "", "destroyed": False}}}}
+    fake = FakeClient({("GET", "secret/metadata/istioca"): live})
+    with pytest.raises(MeshPkiError, match="reads as missing, but its metadata says version 3 exists"):
+        read_secret(fake, "secret", "istioca")
+    assert "POST" not in [m for m, _p, _b in fake.log]
+
+
+def test_auth_method_enabled_by_a_concurrent_run_is_taken_as_found():
+    in_use = MeshPkiError("Failed to enable kubernetes auth method 'sys/auth/kubernetes': Vault rejected the request "
+                          "(400): path is already in use at kubernetes/", status=400)
+    fake = FakeClient({("GET", "sys/auth"): [{"data": {}}, {"data": {"kubernetes/": {"type": "kubernetes"}}}],
+                       ("POST", "sys/auth/kubernetes"): in_use})
+    result = _mounts.ensure_auth_method(fake, "kubernetes", "kubernetes", check_mode=False)
+    assert not result.changed and fake.paths() == ["sys/auth", "sys/auth/kubernetes", "sys/auth"]
+    # ... but not when the concurrent run put another type there.
+    fake = FakeClient({("GET", "sys/auth"): [{"data": {}}, {"data": {"kubernetes/": {"type": "jwt"}}}],
+                       ("POST", "sys/auth/kubernetes"): in_use})
+    with pytest.raises(MeshPkiError, match="is a jwt auth method, but kubernetes is needed"):
+        _mounts.ensure_auth_method(fake, "kubernetes", "kubernetes", check_mode=False)
 
 
 def test_read_secret_without_metadata_permission_assumes_none():
