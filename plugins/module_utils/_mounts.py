@@ -115,6 +115,13 @@ def ensure_auth_method(client, path, method_type, check_mode, description=None):
                            "path (nothing was changed)." % (path, before["type"], method_type))
     result = MountResult(path, before, {"type": method_type})
     if result.changed and not check_mode:
-        client.write("sys/auth/%s" % path, {"type": method_type, "description": description or ""},
-                     action="enable %s auth method" % method_type, capability=frozenset(["update", "sudo"]))
+        try:
+            client.write("sys/auth/%s" % path, {"type": method_type, "description": description or ""},
+                         action="enable %s auth method" % method_type, capability=frozenset(["update", "sudo"]))
+        except MeshPkiError as e:
+            # Another run (AWX jobs launched together) enabled it between our read and our write: take it as
+            # found, if it is of the right type.
+            if "already in use" not in str(e):
+                raise
+            return ensure_auth_method(client, path, method_type, check_mode, description)
     return result
