@@ -240,28 +240,22 @@ def ansible(tmp_path):
 @pytest.fixture
 def raft_bao(tmp_path):
     """OpenBao on raft storage (survives SIGKILL and restart), with a file audit device."""
-    server = OpenBaoServer(tmp_path / "bao", storage="raft", audit=True)
-    server.start()
-    yield server
-    server.stop()
+    with OpenBaoServer(tmp_path / "bao", storage="raft", audit=True) as server:
+        yield server
 
 
 @pytest.fixture
 def bao_dev(tmp_path):
     """A plain dev OpenBao for this test."""
-    server = OpenBaoServer(tmp_path / "bao-dev")
-    server.start()
-    yield server
-    server.stop()
+    with OpenBaoServer(tmp_path / "bao-dev") as server:
+        yield server
 
 
 @pytest.fixture
 def raw_bao(tmp_path):
     """A dev OpenBao whose audit log has every token, secret_id and key in clear (the leak test's witness)."""
-    server = raw_audit_server(tmp_path / "bao-raw")
-    server.start()
-    yield server
-    server.stop()
+    with raw_audit_server(tmp_path / "bao-raw") as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
