@@ -63,12 +63,28 @@ def _check_type(path, current, engine_type, kv_version):
             "or move the existing engine away (nothing was changed)." % (path, have, want))
 
 
+def _enable(client, api_path, payload, action, capability, again):
+    """Write ``api_path`` to enable a mount. When a concurrent run (AWX jobs launched together) enabled it between
+    our read and this write - "path is already in use" - the mount table is read again (a cached one forgotten)
+    and ``again()`` returns the result for the mount as found, type still checked. Returns None otherwise."""
+    try:
+        client.write(api_path, payload, action=action, capability=capability)
+    except MeshPkiError as e:
+        if "already in use" not in str(e):
+            raise
+        forget = getattr(client, "forget_mounts", None)
+        if forget is not None:
+            forget()
+        return again()
+    return None
+
+
 def ensure_secrets_engine(client, path, engine_type, check_mode, description=None, max_lease_ttl=None,
                           kv_version=None):
     """Enable ``engine_type`` at ``path`` if missing; tune max_lease_ttl when it differs.
 
     ``engine_type`` is "pki" or "kv" (with ``kv_version`` "2"). A mount of another type (or KV v1
-    where v2 is wanted) is an error: it is never converted."""
+    where v2 is wanted) is an error: it is never converted. Survives a concurrent run enabling it first."""
     path = path.strip("/")
     kv_version = str(kv_version) if kv_version else ("2" if engine_type == "kv" else None)
     try:
@@ -92,8 +108,11 @@ def ensure_secrets_engine(client, path, engine_type, check_mode, description=Non
             payload["options"] = {"version": kv_version}
         if max_ttl is not None:
             payload["config"] = {"max_lease_ttl": "%ds" % max_ttl}
-        client.write("sys/mounts/%s" % path, payload, action="enable %s secrets engine" % engine_type,
-                     capability=("create", "update"))
+        adopted = _enable(client, "sys/mounts/%s" % path, payload, "enable %s secrets engine" % engine_type,
+                          ("create", "update"), lambda: ensure_secrets_engine(
+                              client, path, engine_type, check_mode, description, max_lease_ttl, kv_version))
+        if adopted is not None:
+            return adopted
     elif max_ttl is not None and before.get("max_lease_ttl") != max_ttl:
         client.write("sys/mounts/%s/tune" % path, {"max_lease_ttl": "%ds" % max_ttl},
                      action="tune max_lease_ttl of", capability="update")
@@ -106,7 +125,8 @@ def read_auth_method(client, path):
 
 
 def ensure_auth_method(client, path, method_type, check_mode, description=None):
-    """Enable the auth method ``method_type`` at ``path`` if missing; another type there is an error."""
+    """Enable the auth method ``method_type`` at ``path`` if missing; another type there is an error. Survives a
+    concurrent run enabling it first."""
     path = path.strip("/")
     current = read_auth_method(client, path)
     before = {"type": current.get("type")} if current else None
@@ -115,13 +135,9 @@ def ensure_auth_method(client, path, method_type, check_mode, description=None):
                            "path (nothing was changed)." % (path, before["type"], method_type))
     result = MountResult(path, before, {"type": method_type})
     if result.changed and not check_mode:
-        try:
-            client.write("sys/auth/%s" % path, {"type": method_type, "description": description or ""},
-                         action="enable %s auth method" % method_type, capability=frozenset(["update", "sudo"]))
-        except MeshPkiError as e:
-            # Another run (AWX jobs launched together) enabled it between our read and our write: take it as
-            # found, if it is of the right type.
-            if "already in use" not in str(e):
-                raise
-            return ensure_auth_method(client, path, method_type, check_mode, description)
+        adopted = _enable(client, "sys/auth/%s" % path, {"type": method_type, "description": description or ""},
+                          "enable %s auth method" % method_type, frozenset(["update", "sudo"]),
+                          lambda: ensure_auth_method(client, path, method_type, check_mode, description))
+        if adopted is not None:
+            return adopted
     return result

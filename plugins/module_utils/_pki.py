@@ -24,7 +24,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle imp
     public_key_matches,
     signature_error,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import ensure_secrets_engine
 
 try:
     from cryptography import x509
@@ -324,18 +323,6 @@ class MountTableCache(object):
 
     def __getattr__(self, name):
         return getattr(self._client, name)
-
-
-def ensure_mount(client, path, engine_type, check_mode, **kwargs):
-    """``_mounts.ensure_secrets_engine`` that survives a concurrent run enabling the same mount first
-    ("path is already in use"): the mount table is read again and the mount compared (and tuned) as found."""
-    try:
-        return ensure_secrets_engine(client, path, engine_type, check_mode, **kwargs)
-    except MeshPkiError as e:
-        if check_mode or "already in use" not in str(e):
-            raise
-    client.forget_mounts()
-    return ensure_secrets_engine(client, path, engine_type, check_mode, **kwargs)
 
 
 def max_lease_ttl_of(client, mount, info):

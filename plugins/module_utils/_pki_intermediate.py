@@ -53,7 +53,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._kv2 import (
     read_secret,
     write_secret,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import read_secrets_engine
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import ensure_secrets_engine, read_secrets_engine
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import (
     SIGNING_SLACK,
     Issuer,
@@ -62,7 +62,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import (
     cert_pem,
     csr_matches,
     diff_view,
-    ensure_mount,
     find_issuer,
     human,
     is_ca,
@@ -582,9 +581,10 @@ class IntermediateCA(object):
     # -- the run -----------------------------------------------------------------------------------
     def run(self):
         req = self.request
-        int_mount = ensure_mount(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
-                                 max_lease_ttl=req.max_lease_ttl)
-        kv_mount = ensure_mount(self.client, req.kv_mount, "kv", True, description=KV_DESCRIPTION, kv_version=2)
+        int_mount = ensure_secrets_engine(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
+                                          max_lease_ttl=req.max_lease_ttl)
+        kv_mount = ensure_secrets_engine(self.client, req.kv_mount, "kv", True, description=KV_DESCRIPTION,
+                                         kv_version=2)
         root = None
         if req.signing == "internal":
             try:
@@ -624,10 +624,10 @@ class IntermediateCA(object):
         outcome = None
         if not self.check_mode:
             if int_mount.changed or kv_mount.changed:  # the results as applied (another run may have been first)
-                int_mount = ensure_mount(self.client, req.mount, "pki", False, description=MOUNT_DESCRIPTION,
-                                         max_lease_ttl=req.max_lease_ttl)
-                kv_mount = ensure_mount(self.client, req.kv_mount, "kv", False, description=KV_DESCRIPTION,
-                                        kv_version=2)
+                int_mount = ensure_secrets_engine(self.client, req.mount, "pki", False,
+                                                  description=MOUNT_DESCRIPTION, max_lease_ttl=req.max_lease_ttl)
+                kv_mount = ensure_secrets_engine(self.client, req.kv_mount, "kv", False, description=KV_DESCRIPTION,
+                                                 kv_version=2)
             outcome = self.apply(action, current, stored, root, sign_params)
         changed = int_mount.changed or kv_mount.changed or \
             (outcome.changed if outcome is not None else action not in ("none", "await"))

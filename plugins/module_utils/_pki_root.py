@@ -23,13 +23,13 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle imp
     load_private_key,
     public_key_matches,
 )
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import ensure_secrets_engine
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import (
     MountTableCache,
     Subject,
     cert_pem,
     cert_subject_pairs,
     diff_view,
-    ensure_mount,
     find_issuer,
     is_ca,
     iso,
@@ -244,8 +244,8 @@ class RootCA(object):
 
     def run(self):
         req = self.request
-        mount = ensure_mount(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
-                             max_lease_ttl=req.max_lease_ttl)
+        mount = ensure_secrets_engine(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
+                                      max_lease_ttl=req.max_lease_ttl)
         current = read_default_issuer(self.client, req.mount) if mount.before else None
         action, reasons = self._plan(current)
         notes = self._notes(current) if action == "none" else []
@@ -256,8 +256,8 @@ class RootCA(object):
         if action != "none":
             after_view = req.wanted_view
         if changed and not self.check_mode:
-            mount = ensure_mount(self.client, req.mount, "pki", False, description=MOUNT_DESCRIPTION,
-                                 max_lease_ttl=req.max_lease_ttl)
+            mount = ensure_secrets_engine(self.client, req.mount, "pki", False, description=MOUNT_DESCRIPTION,
+                                          max_lease_ttl=req.max_lease_ttl)
             if action in ("create", "replace"):
                 issuer_id, key_id, pem = self._generate()
                 final_cert = parse_certs(pem, "The root certificate Vault returned")[0]

@@ -227,7 +227,7 @@ def test_ensure_mount_survives_a_concurrent_enable():
                                                      "istioca/", status=400),
     })
     client = _pki.MountTableCache(fake)
-    result = _pki.ensure_mount(client, "istioca", "pki", False, max_lease_ttl="1h")
+    result = _mounts.ensure_secrets_engine(client, "istioca", "pki", False, max_lease_ttl="1h")
     assert not result.changed  # the other run enabled it as wanted: nothing for this one to do
     assert fake.paths() == ["sys/mounts", "sys/mounts/istioca", "sys/mounts"]
 
@@ -236,7 +236,7 @@ def test_ensure_mount_reraises_other_errors():
     fake = FakeClient({("GET", "sys/mounts"): mounts(),
                        ("POST", "sys/mounts/x"): MeshPkiError("permission denied", status=403)})
     with pytest.raises(MeshPkiError, match="permission denied"):
-        _pki.ensure_mount(_pki.MountTableCache(fake), "x", "pki", False)
+        _mounts.ensure_secrets_engine(_pki.MountTableCache(fake), "x", "pki", False)
 
 
 def test_max_lease_ttl_reads_the_tuning_only_when_the_mount_has_none():
