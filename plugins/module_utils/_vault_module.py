@@ -43,6 +43,7 @@ class VaultModule(AnsibleModule):
         """``hvac_required=False`` for modules that contact Vault only for some inputs: then hvac is
         checked when get_authenticated_client() is called."""
         super(VaultModule, self).__init__(argument_spec=vault_argspec(argument_spec), **kwargs)
+        self._connection = None
         if hvac_required:
             self._require_hvac()
 
@@ -50,13 +51,20 @@ class VaultModule(AnsibleModule):
         if not HAS_HVAC:
             self.fail_json(msg=missing_required_lib("hvac"), exception=HVAC_IMPORT_ERROR)
 
+    def connection(self):
+        """The connection settings (params, then environment), resolved once per module run: the warning about
+        disabled TLS verification is given once however many clients are built from it."""
+        if self._connection is None:
+            self._connection = VaultConnection.from_params(self.params)
+            if not self._connection.validate_certs:
+                self.warn("TLS certificate verification of %s is disabled (validate_certs: false or "
+                          "VAULT_SKIP_VERIFY); use ca_cert outside of tests." % self._connection.url)
+        return self._connection
+
     def get_authenticated_client(self):
         """Resolve the connection (params, then environment), log in, return a VaultClient."""
         self._require_hvac()
-        conn = VaultConnection.from_params(self.params)
-        if not conn.validate_certs:
-            self.warn("TLS certificate verification of %s is disabled (validate_certs: false or VAULT_SKIP_VERIFY);"
-                      " use ca_cert outside of tests." % conn.url)
+        conn = self.connection()
         auth = authenticator_for(self.params)
         client = conn.client()
         login = auth.authenticate(client, conn)

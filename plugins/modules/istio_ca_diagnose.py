@@ -330,7 +330,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import re
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import read_default_issuer
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import PolicyParseError, canonical_policy
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import VaultConnection
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import HAS_HVAC, VaultModule
 
 try:
@@ -446,11 +445,7 @@ class Diagnosis(object):
 
     # ------------------------------------------------------------------------------------------ Vault server
     def server(self):
-        conn = VaultConnection.from_params(self.params)
-        self.conn = conn
-        if not conn.validate_certs:
-            self.module.warn("TLS certificate verification of %s is disabled (validate_certs: false or "
-                             "VAULT_SKIP_VERIFY); use ca_cert outside of tests." % conn.url)
+        conn = self.conn = self.module.connection()
         raw = conn.client()
         try:
             health = raw.adapter.request("GET", "/v1/sys/health", params={
