@@ -283,21 +283,30 @@ class OpenBaoServer(object):
         in seconds, default ``api_timeout``."""
         if token is _SERVER_TOKEN:
             token = self.token
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.http_url + "/v1/" + path.lstrip("/"), data=data, method=method)
-        if token:
-            req.add_header("X-Vault-Token", token)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.api_timeout) as resp:
-                raw = resp.read()
+            return vault_request(self.http_url, method, path, body, token=token, timeout=timeout or self.api_timeout)
         except urllib.error.HTTPError as e:
-            if path.startswith("sys/health"):
-                raw = e.read()
-            else:
+            if not path.startswith("sys/health"):
                 raise
+            raw = e.read()
         return json.loads(raw) if raw else {}
+
+
+def vault_request(base_url, method, path, body=None, token=None, namespace=None, timeout=30):
+    """One request to Vault's HTTP API with urllib - not hvac, not the collection's module_utils, so that tests
+    check the code under test with something independent of it. Returns the JSON body ({} when empty); an HTTP
+    error raises urllib.error.HTTPError."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base_url.rstrip("/") + "/v1/" + path.lstrip("/"), data=data, method=method)
+    if token:
+        req.add_header("X-Vault-Token", token)
+    if namespace:
+        req.add_header("X-Vault-Namespace", namespace)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else {}
 
 
 def _clean_env():

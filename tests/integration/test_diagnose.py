@@ -11,15 +11,15 @@ import re
 import subprocess
 import sys
 import urllib.error
-import urllib.request
 
 import pytest
 import yaml
 from conftest import REPO, module_play
 
-from harness.openbao import OpenBaoServer
+from harness.openbao import OpenBaoServer, vault_request
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
+import demo  # noqa: E402
 import embedded  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
@@ -49,28 +49,18 @@ class Estate(object):
         return {"VAULT_ADDR": self.env["VAULT_ADDR"], "VAULT_TOKEN": self.env["VAULT_TOKEN"]}
 
     def ansible_env(self):
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_NOCOLOR="1",
-                   ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-                   ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_LOCAL_TEMP=os.path.join(self.workdir, "tmp"))
-        env.update(self.vault_env)
-        env["PATH"] = BIN + os.pathsep + env.get("PATH", "")
-        return env
+        return dict(demo.ansible_env(self.env), ANSIBLE_LOCAL_TEMP=os.path.join(self.workdir, "tmp"))
 
     def playbook(self, name, *extra):
         return subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name),
                                "-e", "@" + self.vars_file] + list(extra), env=self.ansible_env(),
                               capture_output=True, text=True, timeout=600, check=False)
 
-    def api(self, method, path, body=None, token=None):
-        request = urllib.request.Request(self.env["VAULT_ADDR"] + "/v1/" + path, method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"X-Vault-Token": token or self.env["VAULT_TOKEN"]})
+    def api(self, method, path, body=None):
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                text = response.read().decode()
+            return vault_request(self.env["VAULT_ADDR"], method, path, body, token=self.env["VAULT_TOKEN"])
         except urllib.error.HTTPError as e:
             raise AssertionError("%s %s: %s %s" % (method, path, e.code, e.read().decode()))
-        return json.loads(text) if text else None
 
     def mint(self, namespace="istio-system", name="istiod-service-account"):
         return embedded.mint(os.path.join(self.workdir, "embedded"), namespace=namespace, name=name)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tarfile
 import urllib.error
-import urllib.request
 import uuid
 
 import jinja2
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import verify_bundle_dir
 from harness import agent
+from harness.openbao import vault_request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -316,21 +316,13 @@ def test_vault_credential_type_injects_what_the_modules_read(tmp_path):
 def _bao_ns(bao, namespace, method, path, body=None, token=None):
     """A request inside an OpenBao namespace (plain urllib, not the code under test), as root unless
     ``token`` is given ('' for none, as a login)."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(bao.http_url + "/v1/" + path, data=data, method=method)
-    token = bao.token if token is None else token
-    if token:
-        req.add_header("X-Vault-Token", token)
-    if namespace:
-        req.add_header("X-Vault-Namespace", namespace)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
+        return vault_request(bao.http_url, method, path, body, token=bao.token if token is None else token,
+                             namespace=namespace)
     except urllib.error.HTTPError as e:
         if e.code == 404 and method == "GET":
             return None
         raise AssertionError("%s %s: %s %s" % (method, path, e.code, e.read()[:300]))
-    return json.loads(raw) if raw else {}
 
 
 def _load_job_template():
