@@ -40,7 +40,25 @@ ROWS = [
     ("leaks", "Secret leaks", "probes / leaks", "leaks = 0"),
     ("privilege", "Least privilege (istiod token)", "probes / allowed reads / denied", "every other probe denied"),
     ("tls", "TLS", "checks / held", "held = checks"),
+    ("traversal", "Path traversal (every path-forming option)", "tried / rejected / requests",
+     "rejected = tried, requests = 0"),
+    ("redirects", "Redirects carrying credentials", "redirects / refused / credentials received elsewhere",
+     "refused = redirects, received = 0"),
+    ("pem_keys", "Private keys in certificate options", "options tried / refused / key in output",
+     "refused = tried, in output = 0"),
+    ("tokens", "Tokens the collection creates", "created / revoked / no-change re-run writes",
+     "revoked = created, writes = 0"),
+    ("manifest", "Manifest files (symlink, duplicates, size, aliases)", "cases / held", "held = cases"),
 ]
+
+# Rows summed field by field, in this order ("a / b / c"); the other rows have their own formats below.
+SUMMED_FIELDS = {
+    "traversal": ("tried", "rejected", "requests"),
+    "redirects": ("redirects", "refused", "received"),
+    "pem_keys": ("tried", "refused", "leaked"),
+    "tokens": ("created", "revoked", "writes"),
+    "manifest": ("cases", "held"),
+}
 
 
 def pytest_configure(config):
@@ -147,6 +165,8 @@ def _summary_cell(key, metrics):
     """The summary text of one row from the metrics of its tests."""
     if not metrics:
         return "not run"
+    if key in SUMMED_FIELDS:
+        return " / ".join("%d" % _sum(metrics, field) for field in SUMMED_FIELDS[key])
     if key == "faults":
         return "%d / %d / %d" % (_sum(metrics, "injected"), _sum(metrics, "converged"), _sum(metrics, "lost"))
     if key == "concurrency":
