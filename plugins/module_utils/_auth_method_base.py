@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError, describe_request_error
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_path, quote_request_path
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import env
 
 
@@ -20,7 +21,13 @@ class AuthMethodBase(object):
 
     def __init__(self, params):
         self.params = params
-        self.mount = (params.get("auth_mount") or env("VAULT_AUTH_MOUNT") or self.NAME).strip("/")
+        if params.get("auth_mount"):
+            self.mount = check_path("auth_mount", params["auth_mount"], "mount")
+        elif env("VAULT_AUTH_MOUNT"):
+            self.mount = check_path("VAULT_AUTH_MOUNT (the auth_mount from the environment)", env("VAULT_AUTH_MOUNT"),
+                                    "mount")
+        else:
+            self.mount = self.NAME
 
     def validate(self):
         raise NotImplementedError
@@ -35,7 +42,7 @@ class AuthMethodBase(object):
         """POST auth/<mount>/<path> and keep the client token it returns; never logs the payload."""
         full = "auth/%s/%s" % (self.mount, path)
         try:
-            response = client.adapter.post("/v1/" + full, json=payload)
+            response = client.adapter.post("/v1/" + quote_request_path(full), json=payload)
         except Exception as e:  # translated: the message names the method, the path and the fix
             raise describe_request_error(e, "log in with %s auth" % self.NAME, full, "update", conn)
         auth = (response or {}).get("auth") or {}

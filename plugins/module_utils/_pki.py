@@ -14,6 +14,7 @@ import datetime
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._durations import to_seconds, to_text
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_subject
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
     BundleError,
     cert_info,
@@ -157,6 +158,12 @@ class Subject(object):
 
     @classmethod
     def from_params(cls, params):
+        """The subject of ``params``; MeshPkiError naming the option for a control, bidi or line-separator
+        character in any field, before anything is sent."""
+        check_subject("common_name", params.get("common_name"))
+        for name, _label, _oid in SUBJECT_ATTRIBUTES[1:]:
+            for index, value in enumerate(params.get(name) or []):
+                check_subject("%s[%d]" % (name, index + 1), value)
         subject = cls(params.get("common_name"), **dict((name, params.get(name))
                                                         for name, _l, _o in SUBJECT_ATTRIBUTES[1:]))
         if not subject.common_name:

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import describe_request_error
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import quote_request_path
 
 try:
     import hvac.exceptions as hvac_exc
@@ -27,10 +28,12 @@ class VaultClient(object):
 
     def request(self, method, path, action, capability, json=None, params=None, missing_ok=False):
         """Send one request to /v1/<path>. Returns the JSON body (dict), or None for 204 and, with
-        missing_ok, for 404. Every other failure becomes a MeshPkiError."""
+        missing_ok, for 404. Every other failure becomes a MeshPkiError. The path is percent-encoded segment by
+        segment, and a '.', '..' or empty segment is refused before anything is sent."""
         path = path.strip("/")
+        quoted = quote_request_path(path)
         try:
-            response = self.hvac.adapter.request(method, "/v1/" + path, json=json, params=params)
+            response = self.hvac.adapter.request(method, "/v1/" + quoted, json=json, params=params)
         except Exception as e:  # translated in one place
             if missing_ok and hvac_exc is not None and isinstance(e, hvac_exc.InvalidPath):
                 return None

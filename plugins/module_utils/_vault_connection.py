@@ -19,6 +19,7 @@ import os
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_path
 
 try:
     import hvac
@@ -135,7 +136,13 @@ class VaultConnection(object):
         if bool(client_cert) != bool(client_key):
             raise MeshPkiError("client_cert and client_key (VAULT_CLIENT_CERT/VAULT_CLIENT_KEY) go together; "
                                "only one of them is set.")
-        return cls(url, namespace=params.get("namespace") or env("VAULT_NAMESPACE", "BAO_NAMESPACE"),
+        namespace = params.get("namespace")
+        if namespace:
+            namespace = check_path("namespace", namespace, "namespace")
+        elif env("VAULT_NAMESPACE", "BAO_NAMESPACE"):
+            namespace = check_path("VAULT_NAMESPACE (the namespace from the environment)",
+                                   env("VAULT_NAMESPACE", "BAO_NAMESPACE"), "namespace")
+        return cls(url, namespace=namespace or None,
                    ca_cert=ca_cert, validate_certs=validate, client_cert=client_cert, client_key=client_key,
                    timeout=params.get("timeout") or 30, retries=max(params.get("retries") or 0, 0),
                    retry_backoff=params.get("retry_backoff") if params.get("retry_backoff") is not None else 0.5)

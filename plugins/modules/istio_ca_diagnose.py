@@ -899,6 +899,10 @@ def main():
         mutually_exclusive=[("jwt", "jwt_file", "request_jwt")],
         supports_check_mode=True,
         hvac_required=False,
+        path_options=dict(root_mount="mount", intermediate_mount="mount", kv_mount="mount", kv_path="path",
+                          kv_field="field", policy_name="name", role="name", service_account="k8s_name",
+                          service_account_namespace="k8s_name", target_name="k8s_name",
+                          target_namespace="k8s_name"),
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)

@@ -401,6 +401,9 @@ def main():
         required_by={"read_with_policy": ("vault_paths",)},
         supports_check_mode=True,
         hvac_required=False,
+        path_options={"vault_paths.intermediate_mount": "mount", "vault_paths.root_mount": "mount",
+                      "vault_paths.kv_mount": "mount", "vault_paths.kv_path": "path", "vault_paths.kv_field": "field",
+                      "read_with_policy": "name"},
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)

@@ -374,7 +374,7 @@ object:
   type: dict
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
     HAS_YAML,
@@ -392,6 +392,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane imp
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import KUBE_ARGSPEC
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import GuardedModule
 
 ARGUMENT_SPEC = dict(
     target=dict(type="str", choices=["tsb_controlplane", "istio_operator", "helm_values"],
@@ -503,10 +504,13 @@ def run_module(module):
 
 
 def main():
-    module = AnsibleModule(
+    module = GuardedModule(
         argument_spec=ARGUMENT_SPEC,
         required_if=[("target", "helm_values", ("path",))],
         supports_check_mode=True,
+        path_options=dict(name="k8s_name", namespace="k8s_name", intermediate_mount="mount", root_mount="mount",
+                          kv_mount="mount", kv_path="path", kv_field="field", role="name", auth_mount="mount",
+                          vault_namespace="namespace"),
     )
     if not HAS_YAML:
         module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)

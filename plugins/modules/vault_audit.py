@@ -137,6 +137,7 @@ def main():
             description=dict(type="str", default=""),
         ),
         supports_check_mode=True,
+        path_options=dict(path="mount"),
     )
     try:
         run_module(module)

@@ -513,6 +513,9 @@ def main():
         argument_spec=argument_spec,
         mutually_exclusive=[("token_reviewer_jwt", "token_reviewer")],
         supports_check_mode=True,
+        path_options={"mount": "mount", "token_reviewer.namespace": "k8s_name",
+                      "token_reviewer.service_account": "k8s_name", "token_reviewer.secret_name": "k8s_name",
+                      "token_reviewer.cluster_role_binding": "name"},
     )
     try:
         run_module(module)

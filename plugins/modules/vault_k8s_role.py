@@ -272,6 +272,7 @@ def main():
             alias_name_source=dict(type="str", choices=["serviceaccount_uid", "serviceaccount_name"]),
         ),
         supports_check_mode=True,
+        path_options=dict(name="name", mount="mount"),
     )
     try:
         run_module(module)

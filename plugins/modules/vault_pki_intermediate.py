@@ -450,7 +450,9 @@ def main():
     )
     spec.update(SUBJECT_ARGSPEC)
     spec["common_name"] = dict(type="str", required=True)
-    module = VaultModule(argument_spec=spec, required_by={"ca_chain": "certificate"}, supports_check_mode=True)
+    module = VaultModule(argument_spec=spec, required_by={"ca_chain": "certificate"}, supports_check_mode=True,
+                         path_options=dict(mount="mount", root_mount="mount", kv_mount="mount", kv_path="path",
+                                           kv_field="field"))
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
     try:

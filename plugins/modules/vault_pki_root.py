@@ -317,6 +317,7 @@ def main():
                             ("common_name", "certificate")],
         required_one_of=[("common_name", "pem_bundle", "certificate")],
         supports_check_mode=True,
+        path_options=dict(mount="mount"),
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)

@@ -210,6 +210,7 @@ def main():
         mutually_exclusive=[("policy", "rules")],
         required_if=[("state", "present", ("policy", "rules"), True)],
         supports_check_mode=True,
+        path_options=dict(name="name"),
     )
     try:
         run_module(module)

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+name: input_problems
+short_description: What is wrong with inputs that form Vault paths, certificate subjects or certificates
+version_added: 0.2.0
+author:
+  - meshpki maintainers (@meshpki)
+description:
+  - Checks each input with the same code the modules run before their first request, and returns one sentence
+    per problem, naming the input as the user typed it (a role variable, for example).
+  - Path-forming inputs (C(mount), C(path), C(name), C(field), C(namespace), C(k8s_name)) may hold no C(.),
+    C(..) or empty segment, no C(?), C(#), C(%), quotes, braces, backslashes, white space or control characters;
+    C(name), C(field) and C(k8s_name) no C(/) at all.
+  - C(subject) inputs may hold no control, bidi or other format characters; C(certificate) inputs no private key.
+  - The role M(meshpki.vault_ca.istio_vault_ca) runs it as its first task, so a bad variable fails the play
+    before anything is sent to Vault or Kubernetes.
+options:
+  _input:
+    description:
+      - The inputs, each a dictionary with C(name) (shown in the message), C(value), C(kind) (one of V(mount),
+        V(path), V(name), V(field), V(namespace), V(k8s_name), V(subject), V(certificate)) and optionally
+        C(required) (an empty or missing value is a problem; otherwise it is skipped).
+    type: list
+    elements: dict
+    required: true
+'''
+
+EXAMPLES = r'''
+- name: Fail before the first request when a variable would escape its mount
+  ansible.builtin.fail:
+    msg: "{{ problems | join(' ') }}"
+  when: problems | length > 0
+  vars:
+    problems: >-
+      {{ [{'name': 'my_kv_path', 'value': my_kv_path, 'kind': 'path', 'required': true}]
+         | meshpki.vault_ca.input_problems }}
+'''
+
+RETURN = r'''
+_value:
+  description: One sentence per problem (empty when every input is fine). A private key is never quoted.
+  type: list
+  elements: str
+'''
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import KINDS, check_path, check_subject
+
+OTHER_KINDS = ("subject", "certificate")
+
+
+def _problem(name, value, kind):
+    if kind == "certificate":
+        if "PRIVATE KEY-----" in str(value):
+            return "%s contains a private key; pass only certificates (nothing was sent)." % name
+        return None
+    try:
+        if kind == "subject":
+            check_subject(name, value)
+        else:
+            check_path(name, value, kind)
+    except MeshPkiError as e:
+        return str(e)
+    return None
+
+
+def input_problems(inputs):
+    if not isinstance(inputs, (list, tuple)):
+        raise AnsibleFilterError("input_problems expects a list of {name, value, kind}, got %s"
+                                 % type(inputs).__name__)
+    problems = []
+    for entry in inputs:
+        if not isinstance(entry, dict) or "name" not in entry or "kind" not in entry:
+            raise AnsibleFilterError("input_problems: each input needs name and kind, got %r" % (entry,))
+        name, kind, value = entry["name"], entry["kind"], entry.get("value")
+        if kind not in KINDS and kind not in OTHER_KINDS:
+            raise AnsibleFilterError("input_problems: unknown kind '%s' for %s; use one of %s"
+                                     % (kind, name, ", ".join(sorted(list(KINDS) + list(OTHER_KINDS)))))
+        if value is None or value == "":
+            if entry.get("required"):
+                problems.append("%s is empty and must be set (nothing was sent)." % name)
+            continue
+        problem = _problem(name, value, kind)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"input_problems": input_problems}
