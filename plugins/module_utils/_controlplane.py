@@ -34,7 +34,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import errno
 import os
+import shutil
 import stat
 import tempfile
 import traceback
@@ -773,25 +775,90 @@ class Manifest(object):
 
 
 def write_file(module, path, text, backup):
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, then atomic_move, which keeps the
-    file's mode and owner); back the old file up first when asked. Returns the backup path or None."""
-    backup_file = None
-    if backup and os.path.exists(path):
-        backup_file = module.backup_local(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write ``text`` to the manifest ``path`` atomically; back the old file up first when asked. Returns the backup
+    path or None.
+
+    A symlink is written through: the file it resolves to is replaced and the link stays a link (a GitOps checkout
+    that links a cluster's manifest to a shared one keeps its links). The new content goes to a temporary file in
+    the directory of that real file, which gets the file's owner, group, mode, extended attributes (ACLs) and
+    SELinux context, is fsync'ed, then ``os.replace``'d over it; the directory is fsync'ed after. A new file gets
+    0666 minus the umask, as with ``AnsibleModule.atomic_move``. When the owner or group cannot be kept (not root,
+    file of another user) nothing is written and the error says so - ``atomic_move`` would silently change them.
+    """
+    real = os.path.realpath(path)
+    shown = path if real == os.path.abspath(path) else "%s' -> '%s" % (path, real)  # inside '...' quotes
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
+        current = os.stat(real)
+    except (IOError, OSError) as e:
+        if e.errno != errno.ENOENT:
+            raise MeshPkiError("Cannot write the manifest '%s': %s" % (shown, e.strerror or e))
+        current = None
+    directory = os.path.dirname(real)
+    context = None
+    if module.selinux_enabled():
+        context = module.selinux_context(real) if current is not None else module.selinux_default_context(real)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(real), suffix=".tmp")
     except (IOError, OSError) as e:
         raise MeshPkiError("Cannot write next to '%s' (a temporary file in '%s' is needed for an atomic write): %s"
-                           % (path, directory, e.strerror or e))
+                           % (shown, directory, e.strerror or e))
+    backup_file = None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode("utf-8"))
-        module.atomic_move(tmp, os.path.abspath(path))
+            f.flush()
+            _copy_attributes(f.fileno(), tmp, real, current, shown)
+            os.fsync(f.fileno())
+        if context is not None:
+            module.set_context_if_different(tmp, context, False)
+        if backup and current is not None:
+            backup_file = module.backup_local(path)
+        os.replace(tmp, real)
+    except (IOError, OSError) as e:
+        raise MeshPkiError("Cannot write the manifest '%s': %s; it was left as it was." % (shown, e.strerror or e))
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _fsync_directory(directory)
     return backup_file
+
+
+def _copy_attributes(fd, tmp, real, current, shown):
+    """Give the open temporary file ``fd`` the owner, group, mode and extended attributes of ``real`` (its stat
+    result ``current``, None for a new file)."""
+    if current is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        return
+    mine = os.fstat(fd)
+    if (mine.st_uid, mine.st_gid) != (current.st_uid, current.st_gid):
+        try:
+            os.fchown(fd, current.st_uid, current.st_gid)
+        except (IOError, OSError) as e:
+            raise MeshPkiError(
+                "Refused to write the manifest '%s': the new file could not keep its owner and group (uid %d, gid %d) "
+                "- %s. Nothing was written. Run the task as that owner or with become, or change the file's owner."
+                % (shown, current.st_uid, current.st_gid, e.strerror or e))
+    try:
+        shutil.copystat(real, tmp)  # extended attributes (POSIX ACLs) where the file system has them
+    except (IOError, OSError):
+        pass  # best effort, as atomic_move: the mode below is what must hold
+    os.fchmod(fd, stat.S_IMODE(current.st_mode))
+    os.utime(tmp, None)
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except (IOError, OSError):
+        return
+    try:
+        os.fsync(fd)
+    except (IOError, OSError):
+        pass  # not every file system can fsync a directory; the rename itself is atomic
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------------

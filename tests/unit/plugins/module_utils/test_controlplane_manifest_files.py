@@ -6,18 +6,23 @@ size, non-regular files, symlinks, mode and owner. The module itself is run on t
 tests/integration/test_tsb_controlplane_annotations.py and tests/reliability/test_manifest_limits.py."""
 
 import builtins
+import errno
 import json
 import os
+import shutil
+import stat
 import threading
 
 import pytest
 import yaml
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
     TARGETS,
     Manifest,
     apply_present,
     desired_state,
+    write_file,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
 
@@ -185,3 +190,87 @@ def test_a_dangling_symlink_is_refused_even_for_helm_values(tmp_path):
         Manifest.load(str(link), missing_ok=True)
     assert str(e.value) == ("The manifest '%s' is a symbolic link to '../shared/values.yaml', which does not exist. "
                             "Create the file it points to, or give the path of the file itself." % link)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# writing: through symlinks, keeping mode and owner
+# ---------------------------------------------------------------------------------------------------------
+
+class FakeModule(object):
+    """What write_file uses of AnsibleModule (SELinux off); atomic_move and cleanup are AnsibleModule's own."""
+
+    check_mode = False
+    atomic_move = AnsibleModule.atomic_move
+    cleanup = AnsibleModule.cleanup
+
+    def selinux_enabled(self):
+        return False
+
+    def backup_local(self, path):  # AnsibleModule's also copies file attributes with lsattr/chattr
+        backup = path + ".1.backup~"
+        shutil.copy2(path, backup)
+        return backup
+
+
+def gitops(tmp_path, mode=0o640, owner=None):
+    """clusters/eu/controlplane.yaml -> ../../shared/controlplane.yaml (the real file, ``mode``, ``owner``)."""
+    shared, cluster = tmp_path / "shared", tmp_path / "clusters" / "eu"
+    shared.mkdir()
+    cluster.mkdir(parents=True)
+    real = shared / "controlplane.yaml"
+    real.write_text(CONTROLPLANE)
+    os.chmod(str(real), mode)
+    if owner:
+        os.chown(str(real), *owner)
+    link = cluster / "controlplane.yaml"
+    os.symlink("../../shared/controlplane.yaml", str(link))
+    return str(link), str(real)
+
+
+def edited(path):
+    manifest = Manifest.load(path)
+    new, _info = apply_present(manifest.docs[0], CP, guide())
+    return manifest.render(0, new, CP.container)[0]
+
+
+def test_a_symlink_is_written_through_keeping_mode_owner_and_the_link(tmp_path):
+    owner = (1234, 2345) if os.geteuid() == 0 else None  # only root can give a file to someone else
+    link, real = gitops(tmp_path, owner=owner)
+    before = os.stat(real)
+    text = edited(link)
+    backup = write_file(FakeModule(), link, text, backup=True)
+    assert os.path.islink(link) and os.readlink(link) == "../../shared/controlplane.yaml"
+    with open(real) as f:
+        assert f.read() == text
+    after = os.stat(real)
+    assert stat.S_IMODE(after.st_mode) == 0o640
+    assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    assert after.st_ino != before.st_ino  # replaced (atomically), not rewritten in place
+    with open(backup) as f:
+        assert f.read() == CONTROLPLANE
+    assert sorted(os.listdir(os.path.dirname(real))) == ["controlplane.yaml"]  # no temporary file left
+    assert sorted(os.listdir(os.path.dirname(link))) == sorted(["controlplane.yaml", os.path.basename(backup)])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a file owned by another user")
+def test_an_owner_that_cannot_be_kept_fails_and_writes_nothing(tmp_path, monkeypatch):
+    link, real = gitops(tmp_path, owner=(1234, 2345))
+    text = edited(link)
+
+    def no_chown(*_args):  # what a user who is not root gets for a file of someone else
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "fchown", no_chown)
+    monkeypatch.setattr(os, "chown", no_chown)
+    with pytest.raises(MeshPkiError) as e:
+        write_file(FakeModule(), link, text, backup=True)
+    monkeypatch.undo()
+    assert str(e.value) == (
+        "Refused to write the manifest '%s' -> '%s': the new file could not keep its owner and group (uid 1234, gid "
+        "2345) - Operation not permitted. Nothing was written. Run the task as that owner or with become, or change "
+        "the file's owner." % (link, real))
+    with open(real) as f:
+        assert f.read() == CONTROLPLANE
+    assert os.path.islink(link) and (os.stat(real).st_uid, os.stat(real).st_gid) == (1234, 2345)
+    assert sorted(os.listdir(os.path.dirname(real))) == ["controlplane.yaml"]
+    assert sorted(os.listdir(os.path.dirname(link))) == ["controlplane.yaml"]  # no backup either
