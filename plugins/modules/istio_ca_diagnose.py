@@ -148,8 +148,17 @@ options:
     description: Its namespace.
     type: str
   path:
-    description: The manifest file holding the target (file mode). Not set - the live object through the Kubernetes API.
+    description:
+      - The manifest file holding the target (file mode). Not set - the live object through the Kubernetes API.
+      - Read as M(meshpki.vault_ca.tsb_controlplane_annotations) reads it - a symbolic link is followed; a file over
+        O(max_manifest_size), a key twice in one mapping, or YAML aliases expanding to more than 100000 nodes is an
+        error naming the file.
     type: path
+  max_manifest_size:
+    description: Largest manifest, in bytes, read from O(path); a bigger file is refused before it is read.
+    type: int
+    default: 4194304
+    version_added: 0.2.0
   annotation_prefix:
     description: The injector's annotation prefix (V(vault.hashicorp.com), or V(openbao.openbao.org) for OpenBao's).
     type: str
@@ -292,6 +301,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
     KNOWN_PREFIXES,
+    MAX_MANIFEST_SIZE,
     TARGETS,
     Manifest,
     apply_present,
@@ -356,6 +366,7 @@ ARGUMENT_SPEC = dict(
     target_name=dict(type="str"),
     target_namespace=dict(type="str"),
     path=dict(type="path"),
+    max_manifest_size=dict(type="int", default=MAX_MANIFEST_SIZE),
     annotation_prefix=dict(type="str", default="vault.hashicorp.com"),
     secret_volume_path=dict(type="str", default="/etc/cacerts-vault", no_log=False),
     agent_init_first=dict(type="bool"),
@@ -799,7 +810,7 @@ class Diagnosis(object):
                        vault_namespace=self.conn.namespace)
         desired = desired_state(options)
         if p["path"]:
-            manifest = Manifest.load(p["path"])
+            manifest = Manifest.load(p["path"], max_size=p["max_manifest_size"])
             index = manifest.find(target, p["target_name"], p["target_namespace"])
             doc = manifest.docs[index] if index is not None else {}
             what = "%s in %s" % (target.kind or "the Helm values", p["path"])

@@ -26,8 +26,8 @@ description:
   - "B(File mode) (O(path)): edits the matching document of a YAML manifest (one or several documents) for GitOps
     workflows that never let Ansible touch the cluster. Other documents, other keys and their comments keep their
     exact text: only the mapping that holds C(env) and C(podAnnotations) is re-serialised (a warning says so when
-    comments inside it are dropped). The file is written atomically, keeps its mode and owner, and is not touched at
-    all when nothing changes."
+    comments inside it are dropped). The file is written atomically, keeps its mode and owner, is written through a
+    symbolic link, and is not touched at all when nothing changes (see O(path) for the limits it is read with)."
   - "Merging never loses anything: other C(env) entries and their order, other annotations and every other field stay.
     An C(env) entry with one of our names is replaced in place."
   - "With O(state=absent) the module removes the injector annotations it manages for O(annotation_prefix)
@@ -111,7 +111,26 @@ options:
       - For V(tsb_controlplane) and V(istio_operator) the document is found by C(kind) and C(apiVersion) (and O(name),
         O(namespace) when given); it is an error when none or several match. For V(helm_values) the file holds one
         values document and is created when missing.
+      - "B(Symbolic links) are written through: when O(path) is a symlink (a GitOps checkout that links a cluster's
+        manifest to a shared file), the file it resolves to is edited and the link stays a link. A link to a file that
+        does not exist is an error, also for V(helm_values)."
+      - "B(Writing) is atomic: a temporary file in the directory of the real file, with that file's owner, group, mode,
+        extended attributes (ACLs) and SELinux context, is flushed to disk and renamed over it. When the owner or group
+        cannot be kept (the task does not run as root or as the owner), the module fails and writes nothing. A new
+        values file gets mode 0666 minus the umask."
+      - "B(Refused before anything is written), each with an error naming the file: a file larger than
+        O(max_manifest_size) (checked before reading); a key twice in one mapping, at any depth of any document (YAML
+        loaders silently keep the last one; the error gives both lines); YAML aliases that expand to more than 100000
+        nodes in all (an alias bomb) or an alias inside the list or mapping it names; anything but a regular file."
     type: path
+  max_manifest_size:
+    description:
+      - File mode. Largest manifest, in bytes, the module reads; a bigger file is refused before it is read.
+      - The default, 4 MiB, is well above any ControlPlane, IstioOperator or values file (Kubernetes stores objects of
+        at most about 1.5 MiB); raise it only for a multi-document manifest that really is that big.
+    type: int
+    default: 4194304
+    version_added: 0.2.0
   backup:
     description:
       - File mode. Keep a timestamped copy of the file before changing it (like M(ansible.builtin.copy)); its path is
@@ -378,6 +397,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
     HAS_YAML,
+    MAX_MANIFEST_SIZE,
     TARGETS,
     YAML_IMPORT_ERROR,
     Manifest,
@@ -401,6 +421,7 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str"),
     namespace=dict(type="str"),
     path=dict(type="path"),
+    max_manifest_size=dict(type="int", default=MAX_MANIFEST_SIZE),
     backup=dict(type="bool", default=False),
     intermediate_mount=dict(type="str", default="istioca"),
     root_mount=dict(type="str", default="pki"),
@@ -438,7 +459,10 @@ def _identity(doc):
 def run_file_mode(module, target, transform):
     params = module.params
     path = params["path"]
-    manifest = Manifest.load(path, missing_ok=target.kind is None)
+    if params["max_manifest_size"] < 1:
+        raise MeshPkiError("max_manifest_size is %d: give the largest manifest size to read, in bytes (default %d, "
+                           "4 MiB)." % (params["max_manifest_size"], MAX_MANIFEST_SIZE))
+    manifest = Manifest.load(path, missing_ok=target.kind is None, max_size=params["max_manifest_size"])
     index = manifest.find(target, params["name"], params["namespace"])
     before = manifest.docs[index] if index is not None else None
     after, info = transform(before)

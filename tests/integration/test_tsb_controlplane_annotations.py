@@ -453,3 +453,50 @@ def test_ansible_doc_shows_every_target_and_both_modes():
     for target in ("tsb_controlplane", "istio_operator"):
         assert (target, True) in used and (target, False) in used, used  # file mode and live mode
     assert ("helm_values", True) in used
+
+
+def test_file_mode_writes_through_a_symlink_and_refuses_duplicate_keys(playbook, tmp_path):
+    """Issue 14: a GitOps checkout links the cluster's manifest to a shared file; the shared file is edited (mode,
+    owner and group kept), the link stays a link. A duplicate key is an error naming the file and both lines, and
+    that file is not touched."""
+    shared, cluster = tmp_path / "shared", tmp_path / "clusters" / "eu"
+    shared.mkdir()
+    cluster.mkdir(parents=True)
+    real, link = str(shared / "controlplane.yaml"), str(cluster / "controlplane.yaml")
+    with open(real, "w") as f:
+        f.write(CONTROLPLANE_FILE)
+    os.chmod(real, 0o640)
+    if os.geteuid() == 0:
+        os.chown(real, 1234, 2345)  # someone else's file, as in a shared checkout
+    os.symlink("../../shared/controlplane.yaml", link)
+    owner = (os.stat(real).st_uid, os.stat(real).st_gid)
+    duplicate = str(tmp_path / "duplicate.yaml")
+    with open(duplicate, "w") as f:
+        f.write(CONTROLPLANE_FILE.replace("          replicaCount: 2\n", "          replicaCount: 2\n"
+                                          "          replicaCount: 3\n"))
+    untouched = snapshot([duplicate])
+
+    run = playbook(play([
+        task("through the link", {"path": link, "name": "controlplane", "backup": True}),
+        task("duplicate key", {"path": duplicate, "name": "controlplane"}, ignore_errors=True),
+    ]))
+    assert run.rc == 0, run
+    assert run.task("through the link")["status"] == "changed", run
+    assert os.path.islink(link) and os.readlink(link) == "../../shared/controlplane.yaml"
+    with open(real) as f:
+        docs = list(yaml.safe_load_all(f.read()))
+    assert docs[1]["spec"]["components"]["istio"]["kubeSpec"]["deployment"]["podAnnotations"] == GUIDE["podAnnotations"]
+    st = os.stat(real)
+    assert oct(st.st_mode & 0o777) == "0o640" and (st.st_uid, st.st_gid) == owner
+    assert os.listdir(str(shared)) == ["controlplane.yaml"]  # no temporary file left next to the real file
+    with open(run.task("through the link")["result"]["backup_file"]) as f:
+        assert f.read() == CONTROLPLANE_FILE
+
+    failed = run.task("duplicate key")
+    assert failed["status"] == "failed"
+    assert failed["result"]["msg"] == (
+        "Refused to read the manifest '%s': the key 'replicaCount' appears twice in one mapping, at line 19 and line "
+        "20. A YAML loader keeps only the last one and silently drops the other. Remove or merge one of the two."
+        % duplicate)
+    assert snapshot([duplicate]) == untouched  # same inode, mtime and text
+    assert not glob.glob(str(tmp_path / "duplicate.yaml.*"))  # no backup, no temporary file
