@@ -15,6 +15,11 @@ options:
     description:
       - URL of the Vault or OpenBao server, for example V(https://vault.example.com:8200).
       - When not set, E(VAULT_ADDR) is used, then E(BAO_ADDR).
+      - Redirects are followed only within the same scheme, host and port as this URL (at most 3). A redirect to
+        another origin, https to http included, fails naming its C(Location), before the token or the login
+        credentials (such as the AppRole C(secret_id)) are sent there. Point O(url) at the active node or at the
+        load balancer in front of the cluster; Vault and OpenBao standbys forward requests to the active node by
+        default.
     type: str
     aliases: [vault_addr]
   namespace:

@@ -18,6 +18,11 @@ options:
       - When not set, E(K8S_AUTH_KUBECONFIG) is used, then the first file of E(KUBECONFIG), then C(~/.kube/config)
         - the same order as the C(kubernetes.core) collection.
       - Files named by the kubeconfig (for example C(certificate-authority)) are relative to its directory.
+      - A cluster entry with C(insecure-skip-tls-verify) set is honoured, with a warning that names the cluster
+        entry and the file; give it C(certificate-authority-data) instead outside of tests.
+      - Redirects from the API server are followed only within the same scheme, host and port as the cluster
+        entry's C(server); a redirect to another origin fails naming its C(Location), and neither the bearer token
+        nor the client certificate is sent there.
     type: path
   context:
     description:

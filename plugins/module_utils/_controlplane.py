@@ -870,12 +870,12 @@ def describe_object(target, namespace, name):
     return "%s '%s/%s' (%s, resource %s)" % (target.kind, namespace, name, api_version(target), resource)
 
 
-def custom_objects_api(params):
-    """CustomObjectsApi for the kubeconfig/context in params."""
+def custom_objects_api(params, warn):
+    """CustomObjectsApi for the kubeconfig/context in params; ``warn`` (module.warn) as for api_client."""
     if not HAS_KUBERNETES or CustomObjectsApi is None:
         raise MeshPkiError("The kubernetes Python library (>= 24.2.0) is needed in live mode (pip install "
                            "kubernetes); file mode (path) does not need it.", exception=KUBERNETES_IMPORT_ERROR)
-    return CustomObjectsApi(api_client(params))
+    return CustomObjectsApi(api_client(params, warn))
 
 
 def without_server_fields(obj):

@@ -9,6 +9,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from urllib.parse import urljoin, urlsplit
+
 try:
     import hvac.exceptions as hvac_exc
     import requests.exceptions as req_exc
@@ -23,6 +25,54 @@ class MeshPkiError(Exception):
     def __init__(self, msg, **details):
         super(MeshPkiError, self).__init__(msg)
         self.details = details
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url):
+    """(scheme, host, port) of an absolute URL, with the default port filled in; None when it has no host."""
+    try:
+        parts = urlsplit(url or "")
+        scheme = parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number
+        return None
+    if not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port
+
+
+def origin_text(url):
+    found = origin(url)
+    if found is None:
+        return url
+    scheme, host, port = found
+    return "%s://%s:%s" % (scheme, "[%s]" % host if ":" in host else host, port)
+
+
+class RedirectRefused(MeshPkiError):
+    """A redirect to another origin, refused before any request was sent there."""
+
+    def __init__(self, url, location, status, service, fix):
+        self.url = url
+        self.location = location
+        self.status = status
+        downgrade = " (https to http is never followed)" if (
+            url.lower().startswith("https:") and location.lower().startswith("http:")) else ""
+        super(RedirectRefused, self).__init__(
+            "%s at %s redirected the request to another origin (HTTP %s, Location: %s)%s. Redirects are followed "
+            "only within the same scheme, host and port, so credentials are never sent elsewhere; nothing was "
+            "sent to %s. %s" % (service, origin_text(url), status, location, downgrade, origin_text(location), fix),
+            status=status, location=location)
+
+
+def check_redirect(url, location, status, service, fix):
+    """The absolute target of ``location`` (relative to ``url``); RedirectRefused when its origin is not url's."""
+    target = urljoin(url, location)
+    if origin(target) is None or origin(target) != origin(url):
+        raise RedirectRefused(url, target, status, service, fix)
+    return target
 
 
 def _vault_errors(exc):
@@ -41,20 +91,6 @@ def _capabilities(capability):
     return "'%s'" % capability
 
 
-def _origin(url):
-    """'scheme://host:port' of a URL."""
-    return "/".join(url.split("/", 3)[:3])
-
-
-def _redirect_target(exc, url):
-    """The origin a failed request was redirected to, when it is not ``url``'s (a standby's 307)."""
-    request = getattr(exc, "request", None)
-    target = getattr(request, "url", None) or ""
-    if "://" not in target or "://" not in (url or ""):
-        return None
-    return _origin(target) if _origin(target) != _origin(url) else None
-
-
 def describe_request_error(exc, action, path, capability, conn, seal_status=None):
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
@@ -66,6 +102,8 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
     """
     target = "Failed to %s '%s'" % (action, path)
     url = conn.url if conn is not None else "?"
+    if isinstance(exc, RedirectRefused):  # a standby's 307 to the active node, or anything else elsewhere
+        return MeshPkiError("%s: %s" % (target, exc), **exc.details)
     if req_exc is not None and isinstance(exc, req_exc.SSLError):
         ca = conn.ca_description() if conn is not None else "the system trust store"
         return MeshPkiError(
@@ -73,13 +111,6 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
             "with ca_cert (or VAULT_CACERT), or set validate_certs: false for a test server only."
             % (target, url, ca, exc))
     if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.Timeout)):
-        redirected = _redirect_target(exc, url)
-        if redirected:
-            return MeshPkiError(
-                "%s: %s redirected the request to %s, the active node of its HA cluster (a standby does so when it "
-                "cannot forward), and that address is unreachable (%s). The active node is down, or a new one is "
-                "being elected: re-run once the cluster has an active node (sys/health answers 200 on it)."
-                % (target, url, redirected, exc.__class__.__name__ + ": " + str(exc)))
         hint = ""
         if "Connection aborted" in str(exc) or "RemoteDisconnected" in str(exc) or "BadStatusLine" in str(exc):
             hint = (" The connection was closed without an answer: if the server speaks TLS, use an https:// URL; if "

@@ -15,7 +15,8 @@ import json
 import os
 import traceback
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError, RedirectRefused
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._redirects import guard_pool_manager
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import env
 
 try:
@@ -109,22 +110,42 @@ def cluster_entry(params):
                 ca_pem = f.read()
         except (IOError, OSError) as e:
             raise MeshPkiError("Cannot read the cluster CA '%s' named in '%s': %s" % (ca_file, path, e.strerror or e))
-    return dict(context=name, server=cluster["server"], ca_pem=ca_pem,
+    # insecure as the kubernetes client reads it (any true value, even the string "false")
+    return dict(context=name, cluster=cluster_name, server=cluster["server"], ca_pem=ca_pem,
                 insecure=bool(cluster.get("insecure-skip-tls-verify")), kubeconfig=path)
 
 
-def api_client(params):
+def insecure_warning(entry):
+    """The warning for a cluster entry that skips TLS verification, or None."""
+    if not entry.get("insecure"):
+        return None
+    return ("TLS certificate verification of the Kubernetes API %s is disabled: cluster entry '%s' (context '%s') "
+            "in the kubeconfig '%s' sets insecure-skip-tls-verify: true, so the kubeconfig's credentials go to "
+            "whoever answers at that address. Set certificate-authority-data (or certificate-authority) in that "
+            "cluster entry instead, outside of tests."
+            % (entry["server"], entry.get("cluster"), entry["context"], entry["kubeconfig"]))
+
+
+def api_client(params, warn):
     """A kubernetes.client.ApiClient for the kubeconfig/context in params (validated first, so
-    errors name the file and the known contexts)."""
+    errors name the file and the known contexts). ``warn`` (module.warn) is told when the cluster entry
+    skips TLS verification. The client follows redirects only within the server's origin."""
     if not HAS_KUBERNETES:
         raise MeshPkiError("The kubernetes Python library is needed (pip install kubernetes).",
                            exception=KUBERNETES_IMPORT_ERROR)
     entry = cluster_entry(params)
+    warning = insecure_warning(entry)
+    if warning:
+        warn(warning)
     try:
-        return k8s_config.new_client_from_config(config_file=entry["kubeconfig"], context=entry["context"])
+        client = k8s_config.new_client_from_config(config_file=entry["kubeconfig"], context=entry["context"])
     except Exception as e:  # kubernetes raises ConfigException and assorted errors; translated here
         raise MeshPkiError("Cannot build a Kubernetes client from '%s' context '%s': %s"
                            % (entry["kubeconfig"], entry["context"], e))
+    guard_pool_manager(client.rest_client.pool_manager,
+                       "Point the server of cluster entry '%s' in the kubeconfig '%s' at the API server itself "
+                       "(the address that answers without redirecting)." % (entry["cluster"], entry["kubeconfig"]))
+    return client
 
 
 def status_message(exc):
@@ -139,6 +160,8 @@ def status_message(exc):
 def describe_api_error(exc, action, what):
     """MeshPkiError for an error of the Kubernetes API while doing ``action`` on ``what``."""
     target = "Failed to %s %s" % (action, what)
+    if isinstance(exc, RedirectRefused):
+        return MeshPkiError("%s: %s" % (target, exc), **exc.details)
     if ApiException is not None and isinstance(exc, ApiException):
         message = status_message(exc)
         status = exc.status

@@ -20,6 +20,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_path
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._redirects import SameOriginSession
 
 try:
     import hvac
@@ -160,13 +161,16 @@ class VaultConnection(object):
         return self.ca_cert or True
 
     def session(self):
-        session = requests.Session()
+        # hvac's adapter calls session.request(allow_redirects=True): this Session follows a redirect only within
+        # url's origin, so X-Vault-Token and login bodies (secret_id, password) never go anywhere else.
+        session = SameOriginSession()
         # hvac takes verify/cert from a session it is given (a new Session's verify=True would
         # otherwise override the CA file), so they are set here, on the session itself.
         session.verify = self.verify()
         session.cert = self.cert()
         retry = VaultRetry(
-            total=self.retries, connect=self.retries, read=0, redirect=3, status=self.retries,
+            # redirect=0: requests' HTTPAdapter never lets urllib3 follow redirects; the Session does.
+            total=self.retries, connect=self.retries, read=0, redirect=0, status=self.retries,
             backoff_factor=self.retry_backoff, allowed_methods=None, raise_on_status=False,
             respect_retry_after_header=True,
         )

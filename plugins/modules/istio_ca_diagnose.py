@@ -741,7 +741,7 @@ class Diagnosis(object):
         p = self.params
         what = "a token for the service account '%s/%s'" % (p["service_account_namespace"], p["service_account"])
         try:
-            core = CoreV1Api(api_client(p))
+            core = CoreV1Api(api_client(p, self.module.warn))
             answer = core.create_namespaced_service_account_token(
                 p["service_account"], p["service_account_namespace"], {"spec": {"expirationSeconds": 600}},
                 _request_timeout=60)
@@ -819,7 +819,7 @@ class Diagnosis(object):
                 raise MeshPkiError("target in live mode needs target_name and target_namespace (or set path for a "
                                    "manifest file).")
             what = describe_object(target, p["target_namespace"], p["target_name"])
-            api = custom_objects_api(p)
+            api = custom_objects_api(p, self.module.warn)
             try:
                 doc = api.get_namespaced_custom_object(target.group, target.version, p["target_namespace"],
                                                        target.plural, p["target_name"])

@@ -490,7 +490,7 @@ def run_live_mode(module, target, transform):
     if missing:
         raise MeshPkiError("Live mode needs %s: set the %s of the %s to edit, or set path to edit a manifest file "
                            "instead." % (" and ".join(missing), " and ".join(missing), target.kind))
-    api = custom_objects_api(params)
+    api = custom_objects_api(params, module.warn)
     outcome = reconcile_live(api, target, params["namespace"], params["name"], transform, module.check_mode)
     metadata = outcome["object"].get("metadata") or {}
     result = dict(applied_to="live", name=params["name"], namespace=params["namespace"], info=outcome["info"],

@@ -451,8 +451,8 @@ def run_module(module):
     reviewer = None
     if p["token_reviewer"]:
         spec = p["token_reviewer"]
-        reviewer = TokenReviewer.from_api_client(api_client(p), reviewer_names(spec), create=spec["create"],
-                                                 check_mode=module.check_mode,
+        reviewer = TokenReviewer.from_api_client(api_client(p, module.warn), reviewer_names(spec),
+                                                 create=spec["create"], check_mode=module.check_mode,
                                                  wait_timeout=spec["wait_timeout"]).ensure()
         jwt = reviewer.jwt
         if jwt and jwt != CHECK_MODE_JWT:

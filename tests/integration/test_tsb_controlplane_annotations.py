@@ -258,7 +258,7 @@ def test_a_real_concurrent_edit_is_not_overwritten(fake):
                     "env": env}}}}}})
         return apply_present(doc, target, desired)
 
-    api = custom_objects_api({"kubeconfig": fake.kubeconfig, "context": None})
+    api = custom_objects_api({"kubeconfig": fake.kubeconfig, "context": None}, warn=pytest.fail)
     outcome = reconcile_live(api, target, "tsb", "controlplane", transform, check_mode=False)
     assert outcome["attempts"] == 2 and seen[0] != seen[1]
     obj = stored(fake, CP, "tsb", "controlplane")
