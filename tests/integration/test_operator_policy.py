@@ -9,6 +9,9 @@ from the shipped file, and creates the operator token with that policy alone - `
 nothing of Vault's ``default`` policy helps: what the role needs must be in the file. From then on every
 request is the operator's (or the verify step's child token's), and the audit log must show no
 permission denied.
+
+The docs page reproduces the file (antsibull-docs copies the pages, so a literalinclude of the role's
+file cannot resolve): the last test keeps the two identical.
 """
 
 import json
@@ -27,6 +30,7 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402  (tools/embedded.py: the sample ControlPlane)
 
 POLICY_FILE = os.path.join(REPO, "roles", "istio_vault_ca", "files", "ansible-operator-policy.hcl")
+SECURITY_PAGE = os.path.join(REPO, "docs", "docsite", "rst", "security.rst")
 POLICY_NAME = "meshpki-operator"
 MAIN_PLAYBOOK = [{"import_playbook": "meshpki.vault_ca.istio_vault_ca"}]
 DENIED = "permission denied"
@@ -190,3 +194,12 @@ def test_a_policy_without_the_key_path_fails_naming_the_path_and_the_capability(
     finally:
         stage.stop()
 
+
+def test_the_security_page_shows_the_shipped_policy():
+    with open(SECURITY_PAGE) as f:
+        page = f.read()
+    match = re.search(r"^\.\. code-block:: text\n   :caption: roles/istio_vault_ca/files/ansible-operator-policy\.hcl\n"
+                      r"\n((?:   .*\n|\n)+)", page, re.M)
+    assert match, "security.rst has no hcl code block captioned with the policy file"
+    shown = "\n".join(line[3:] for line in match.group(1).rstrip("\n").split("\n")) + "\n"
+    assert shown == shipped_policy(), "docs/docsite/rst/security.rst differs from the shipped policy file"
