@@ -67,10 +67,11 @@ class GuardedModule(AnsibleModule):
                            options=options)
         kept = kept_module_file(self._keep_remote_files, self._tmpdir)
         if kept:
-            self.warn("ANSIBLE_KEEP_REMOTE_FILES is on and pipelining is off: this module's arguments, credentials "
-                      "included (token, secret_id, password, JWT), stay on disk in %s. Turn pipelining on "
-                      "(ANSIBLE_PIPELINING=true or ansible_pipelining: true; the role does by default) or unset "
-                      "ANSIBLE_KEEP_REMOTE_FILES, and delete that file." % ", ".join(kept))
+            self.warn("ANSIBLE_KEEP_REMOTE_FILES is on, which also turns pipelining off: this module's arguments, "
+                      "credentials included (token, secret_id, password, JWT), stay on disk in %s. Unset "
+                      "ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) for any run that handles "
+                      "credentials, keep pipelining on (the role does by default), and delete that file."
+                      % ", ".join(kept))
         try:
             check_path_options(self.params, path_options or {})
         except MeshPkiError as e:
