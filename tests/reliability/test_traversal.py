@@ -55,8 +55,8 @@ def test_no_path_escapes_its_mount(bao, ansible, tmp_path, report):
     plays = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
               "module_defaults": {"group/meshpki.vault_ca.vault": conn},
               "tasks": [
-                  {"name": "policy", "meshpki.vault_ca.vault_policy": {"name": "../../mounts/victim", "state": "absent"},
-                   "ignore_errors": True},
+                  {"name": "policy", "ignore_errors": True,
+                   "meshpki.vault_ca.vault_policy": {"name": "../../mounts/victim", "state": "absent"}},
                   {"name": "k8s role", "meshpki.vault_ca.vault_k8s_role": {
                       "name": "../../../sys/mounts/victim", "bound_service_account_names": ["a"],
                       "bound_service_account_namespaces": ["b"]}, "ignore_errors": True}]},
