@@ -57,6 +57,7 @@ extends_documentation_fragment:
   - meshpki.vault_ca.auth
   - meshpki.vault_ca.kubernetes
   - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.inputs
 attributes:
   check_mode:
     support: full

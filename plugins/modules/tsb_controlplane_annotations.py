@@ -46,6 +46,7 @@ requirements:
   - kubernetes >= 24.2.0 (the Python client), in live mode only
 extends_documentation_fragment:
   - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.inputs
 attributes:
   check_mode:
     support: full

@@ -35,6 +35,7 @@ extends_documentation_fragment:
   - meshpki.vault_ca.auth
   - meshpki.vault_ca.kubernetes
   - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.inputs
   - meshpki.vault_ca.attributes.action_group_vault
 attributes:
   check_mode:

@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - meshpki.vault_ca.connection
   - meshpki.vault_ca.auth
   - meshpki.vault_ca.attributes
+  - meshpki.vault_ca.attributes.inputs
   - meshpki.vault_ca.attributes.action_group_vault
 attributes:
   check_mode:
