@@ -134,7 +134,7 @@ def _values(params, dotted):
     found = []
     for index, item in enumerate(items):
         for name, sub in _values(item, rest):
-            prefix = "%s[%d]" % (head, index + 1) if isinstance(value, list) else head
+            prefix = "%s[%d]" % (head, index) if isinstance(value, list) else head
             found.append(("%s.%s" % (prefix, name), sub))
     return found
 
@@ -147,7 +147,7 @@ def check_path_options(params, path_options):
         for name, value in _values(params, dotted):
             if isinstance(value, list):
                 for index, item in enumerate(value):
-                    check_path("%s[%d]" % (name, index + 1), item, kind)
+                    check_path("%s[%d]" % (name, index), item, kind)
             else:
                 check_path(name, value, kind)
 
@@ -176,7 +176,7 @@ def _walk(value, name, spec, out):
             _walk(value[key], "%s.%s" % (name, key), entry, out)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _walk(item, "%s[%d]" % (name, index + 1), spec, out)
+            _walk(item, "%s[%d]" % (name, index), spec, out)
 
 
 def private_key_options(params, argument_spec):

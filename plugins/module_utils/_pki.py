@@ -163,7 +163,7 @@ class Subject(object):
         check_subject("common_name", params.get("common_name"))
         for name, _label, _oid in SUBJECT_ATTRIBUTES[1:]:
             for index, value in enumerate(params.get(name) or []):
-                check_subject("%s[%d]" % (name, index + 1), value)
+                check_subject("%s[%d]" % (name, index), value)
         subject = cls(params.get("common_name"), **dict((name, params.get(name))
                                                         for name, _l, _o in SUBJECT_ATTRIBUTES[1:]))
         if not subject.common_name:

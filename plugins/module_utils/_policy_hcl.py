@@ -205,3 +205,67 @@ def render_rules(rules):
     if not blocks:
         raise ValueError("rules must list at least one path")
     return "\n\n".join(blocks) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a policy grants on one path, the way Vault's ACL decides it (vault/acl.go)
+# ---------------------------------------------------------------------------------------------------------
+
+def merge_policies(*canonicals):
+    """One canonical policy from several (a token holding them all): Vault unions the capabilities of
+    rules for the same path string; a rule for another path string never adds to it."""
+    merged = {}
+    for canonical in canonicals:
+        for path, settings in (canonical or {}).items():
+            _merge(merged, path, dict(settings))
+    return merged
+
+
+def _segment_match(pattern, path):
+    """``+`` matches exactly one segment; a trailing ``*`` matches any rest (the last literal part is then a
+    prefix of its segment)."""
+    is_prefix = pattern.endswith("*")
+    parts = (pattern[:-1] if is_prefix else pattern).split("/")
+    segments = path.split("/")
+    if len(segments) < len(parts) or (not is_prefix and len(segments) != len(parts)):
+        return False
+    for index, part in enumerate(parts):
+        if part == "+":
+            continue
+        if is_prefix and index == len(parts) - 1:
+            return segments[index].startswith(part)
+        if part != segments[index]:
+            return False
+    return True
+
+
+def _priority(pattern):
+    """Higher sorts later. Vault's order: the first ``+``/``*`` later; not ending in ``*``; fewer ``+``
+    segments; longer; lexicographically greater."""
+    marks = [i for i in (pattern.find("+"), pattern.find("*")) if i >= 0]
+    first = min(marks) if marks else len(pattern)
+    plus = sum(1 for part in pattern.split("/") if part == "+")
+    return (first, not pattern.endswith("*"), -plus, len(pattern), pattern)
+
+
+def matching_rule(canonical, path):
+    """The path of the rule Vault applies to ``path`` in a canonical policy, or None when no rule matches.
+
+    An exact rule wins; otherwise the matching glob (``*``) or segment wildcard (``+``) rule of highest
+    priority - and only that one: capabilities of other matching rules do not add up."""
+    path = path.strip("/")
+    if path in canonical and "+" not in path and not path.endswith("*"):
+        return path
+    candidates = [pattern for pattern in canonical
+                  if ("+" in pattern or pattern.endswith("*")) and _segment_match(pattern, path)]
+    return max(candidates, key=_priority) if candidates else None
+
+
+def grants(canonical, path, capability="read"):
+    """``(granted, rule, capabilities)``: whether ``capability`` on ``path`` is allowed by the canonical policy
+    (``deny`` in the applying rule refuses everything), which rule decided, and its capabilities."""
+    rule = matching_rule(canonical, path)
+    if rule is None:
+        return False, None, []
+    capabilities = list(canonical[rule].get("capabilities") or [])
+    return capability in capabilities and "deny" not in capabilities, rule, capabilities

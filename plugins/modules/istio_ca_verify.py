@@ -99,15 +99,50 @@ options:
         default: ca-key.pem
   read_with_policy:
     description:
-      - With O(vault_paths), read the bundle with a fresh token that holds only this policy (and C(default)) - what
-        istiod's agent gets from its Kubernetes auth role - instead of the task's own token. A policy that does not
-        grant the four reads then fails the check with the path and the capability missing.
-      - The token is created with C(auth/token/create), which needs a task token allowed to create tokens with that
-        policy (root, or C(sudo) on C(auth/token/create)). It lives 60 seconds and is used up by the four reads
-        (C(num_uses=4)), so nothing outlives the task.
-      - A policy that does not exist is an error before any token is created (Vault would create one that can read
-        nothing); it is checked with a read of C(sys/policies/acl/<name>) when the task token may read it.
+      - With O(vault_paths), check that this policy - the one istiod's agent gets from its Kubernetes auth role -
+        grants the four reads, in the way O(policy_check) says. A policy that does not grant them fails with the
+        path and the rule that decided.
+      - A policy that does not exist is an error before anything else (Vault would create a token that can read
+        nothing); it is checked with a read of C(sys/policies/acl/<name>).
+      - "Whatever O(policy_check) is, the stored policy's rules are first evaluated against the four paths the
+        templates read (as Vault does: an exact rule wins, otherwise the matching C(*) or C(+) rule of highest
+        priority alone decides, C(deny) refuses; the C(default) policy is merged in when it can be read). A policy
+        that misses a path therefore fails B(before) any token is created."
     type: str
+  policy_check:
+    description:
+      - How O(read_with_policy) is proven, after the rules check above.
+      - V(token) (the full probe) creates a fresh token holding only that policy and C(default)
+        (C(auth/token/create), which needs a task token allowed to create tokens with that policy - root, or
+        C(sudo) on C(auth/token/create)), reads the four paths with it - Vault itself then decides - and revokes
+        it right after the reads, also when they fail (C(auth/token/revoke-self) with that token, its 5th and last
+        use; it also expires after 60 seconds). That is two writes to Vault on every run.
+      - V(rules) creates nothing and writes nothing. It needs the task token to read C(sys/policies/acl/<name>)
+        (else it fails saying so) and reads the four paths with the task's own token, so that the bundle is still
+        checked as istiod would load it. With O(auth_role) it also checks that the role hands out the policy.
+        Use it for runs that changed nothing; the role M(meshpki.vault_ca.istio_vault_ca) does (see its variable
+        C(istio_vault_ca_verify_token_probe)).
+      - Note that the rules check is stricter than Vault on C(<mount>/cert/ca) and C(<mount>/cert/ca_chain), which
+        Vault serves without authentication - the policy must still grant C(read) on them, as the policy this
+        collection writes does.
+    type: str
+    choices: [token, rules]
+    default: token
+  auth_role:
+    description:
+      - With O(read_with_policy), the auth role istiod logs in with; its C(token_policies) must include
+        O(read_with_policy). Read from C(auth/<mount>/role/<name>). With O(policy_check=token) a role the task
+        token may not read is not checked; with V(rules) that is an error.
+    type: dict
+    suboptions:
+      mount:
+        description: Mount of the auth method (without C(auth/)).
+        type: str
+        default: kubernetes
+      name:
+        description: Name of the role.
+        type: str
+        required: true
   min_days_left:
     description:
       - Also fail (check C(min_days_left)) when the intermediate or a CA above it expires in fewer days than this.
@@ -243,6 +278,17 @@ days_left:
   returned: always
   type: int
   sample: 364
+policy_check:
+  description: How O(read_with_policy) was proven - V(token) (a token was created, used and revoked) or V(rules);
+    null without O(read_with_policy).
+  returned: always
+  type: str
+  sample: rules
+policy_rules:
+  description: With O(read_with_policy) and a readable policy, for each path read the policy rule that grants it.
+  returned: always
+  type: dict
+  sample: {"secret/data/istioca": "secret/data/istioca", "istioca/cert/ca": "istioca/cert/*"}
 '''
 
 from ansible.module_utils.basic import missing_required_lib
@@ -253,6 +299,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     BUNDLE_FILES,
     InjectorError,
     bundle_secret_paths,
+    normalize_vault_path,
     render_like_the_agent,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
@@ -262,11 +309,18 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle imp
     read_bundle_dir,
     verify_bundle,
 )
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import (
+    PolicyParseError,
+    canonical_policy,
+    grants,
+    merge_policies,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
 
 PEM_OPTIONS = dict((("ca-cert.pem", "ca_cert_pem"), ("ca-key.pem", "ca_key_pem"),
                     ("cert-chain.pem", "cert_chain_pem"), ("root-cert.pem", "root_cert_pem")))
 WARN_DAYS = 30
+NO_POLICY = dict(policy_check=None, policy_rules={})
 
 VAULT_PATHS_SPEC = dict(
     intermediate_mount=dict(type="str", default="istioca"),
@@ -284,50 +338,146 @@ ARGUMENT_SPEC = dict(
     root_cert_pem=dict(type="str"),
     vault_paths=dict(type="dict", options=VAULT_PATHS_SPEC),
     read_with_policy=dict(type="str"),
+    policy_check=dict(type="str", choices=["token", "rules"], default="token"),
+    auth_role=dict(type="dict", options=dict(mount=dict(type="str", default="kubernetes"),
+                                             name=dict(type="str", required=True))),
     min_days_left=dict(type="int"),
 )
 
 
-def require_policy(client, policy):
-    """Vault creates a token with a policy that does not exist, and every read is then denied: say so instead."""
+def read_policy(client, policy, required):
+    """The canonical rules of ``policy``; None when this token may not read it and ``required`` is false."""
     try:
         found = client.read("sys/policies/acl/%s" % policy, action="read the policy given in read_with_policy")
     except MeshPkiError as e:
-        if e.details.get("status") == 403:  # this token may not read policies: the reads will tell
-            return
-        raise
+        if e.details.get("status") != 403:
+            raise
+        if not required:  # this token may not read policies: the token probe will tell
+            return None
+        raise MeshPkiError("policy_check=rules: this token may not read the policy 'sys/policies/acl/%s', so its "
+                           "rules cannot be checked. Give the task a token with 'read' on that path, or use "
+                           "policy_check=token. Nothing was written." % policy)
     if found is None:
         raise MeshPkiError("read_with_policy: the policy '%s' does not exist in Vault, so a token holding it could "
                            "read nothing. Create it first (meshpki.vault_ca.vault_policy) or fix the name. Nothing "
                            "was read." % policy)
+    text = (found.get("data") or {}).get("policy") or ""
+    try:
+        return canonical_policy(text)
+    except PolicyParseError as e:
+        if not required:
+            return None
+        raise MeshPkiError("policy_check=rules: the policy '%s' is outside the policy language understood here (%s); "
+                           "use policy_check=token to let Vault evaluate it." % (policy, e))
+
+
+def default_policy(client):
+    """The rules of the policy ``default`` every token of the auth role also holds ({} when unreadable)."""
+    try:
+        found = client.read("sys/policies/acl/default", action="read the policy 'default'")
+        return canonical_policy(((found or {}).get("data") or {}).get("policy") or "")
+    except (MeshPkiError, PolicyParseError):
+        return {}
+
+
+def check_policy_rules(client, policy, paths, required):
+    """Every path the templates read must be granted 'read' by ``policy`` (plus ``default``): {path: rule}."""
+    rules = read_policy(client, policy, required)
+    if rules is None:
+        return {}
+    merged = merge_policies(rules, default_policy(client))
+    granted, missing = {}, []
+    for name in BUNDLE_FILES:
+        allowed, rule, capabilities = grants(merged, paths[name], "read")
+        if allowed:
+            granted[paths[name]] = rule
+        elif rule is None:
+            missing.append("'%s' (%s, %s): no rule of the policy matches it"
+                           % (paths[name], name, AGENT_READS[name][0]))
+        else:
+            missing.append("'%s' (%s, %s): the rule 'path \"%s\"' decides, with capabilities %s" % (
+                paths[name], name, AGENT_READS[name][0], rule, capabilities))
+    if missing:
+        raise MeshPkiError("read_with_policy: the policy '%s' does not grant 'read' on %d path(s) istiod's agent "
+                           "reads, so the agent could not render the bundle: %s. Grant read on exactly these paths "
+                           "(meshpki.vault_ca.vault_policy with the istio_ca_policy_rules filter). No token was "
+                           "created." % (policy, len(missing), "; ".join(missing)))
+    return granted
+
+
+def check_auth_role(client, policy, auth_role, required):
+    try:
+        mount = normalize_vault_path(auth_role["mount"], "auth_role.mount")
+        name = normalize_vault_path(auth_role["name"], "auth_role.name")
+    except InjectorError as e:
+        raise MeshPkiError("Invalid auth_role: %s." % e)
+    path = "auth/%s/role/%s" % (mount, name)
+    try:
+        role = client.read(path, action="read the auth role istiod logs in with")
+    except MeshPkiError as e:
+        if e.details.get("status") == 403 and not required:
+            return
+        raise
+    if role is None:
+        raise MeshPkiError("auth_role: '%s' does not exist, so istiod cannot log in. Create it "
+                           "(meshpki.vault_ca.vault_k8s_role) or fix auth_role." % path)
+    data = role.get("data") or {}
+    policies = data.get("token_policies") or data.get("policies") or []
+    if policy not in policies:
+        raise MeshPkiError("auth_role: '%s' hands out the policies %s, not '%s': istiod's token would not hold the "
+                           "policy checked here. Add it to the role's token_policies." % (path, policies, policy))
+
+
+def read_bundle(client, paths, kv_field):
+    texts, sources = {}, {}
+    for name in BUNDLE_FILES:
+        what = AGENT_READS[name][0]
+        body = client.read(paths[name], action="read %s for %s" % (what, name))
+        texts[name] = render_like_the_agent(name, body, kv_field)
+        sources[name] = "vault:%s" % paths[name] + ("" if body is not None else " (not found)")
+    return texts, sources
+
+
+def read_with_a_token_of(module, client, policy, paths, kv_field):
+    """The full probe: a token holding only ``policy`` (and default) reads the bundle, then revokes itself."""
+    created = client.write("auth/token/create", {
+        "policies": [policy], "ttl": "60s", "explicit_max_ttl": "60s", "num_uses": len(BUNDLE_FILES) + 1,
+        "renewable": False, "display_name": "meshpki-istio-ca-verify"},
+        action="create a token with policy '%s' to read as istiod would" % policy, capability="update")
+    own = client.hvac.token
+    client.hvac.token = created["auth"]["client_token"]
+    try:
+        return read_bundle(client, paths, kv_field)
+    finally:
+        try:  # its last use; revoke-self is in the default policy every such token holds
+            client.write("auth/token/revoke-self", action="revoke the token created to read as istiod")
+        except MeshPkiError as e:
+            module.warn("The token created to read as istiod could not be revoked (%s); it expires within 60 seconds."
+                        % e)
+        client.hvac.token = own
 
 
 def read_from_vault(module, options):
+    """``(texts, sources, policy_check, policy_rules)``."""
     try:
         paths = bundle_secret_paths(options["intermediate_mount"], options["root_mount"], options["kv_mount"],
                                     options["kv_path"])
     except InjectorError as e:
         raise MeshPkiError("Invalid vault_paths: %s." % e)
     client = module.get_authenticated_client()
-    policy = module.params["read_with_policy"]
-    if policy:
-        require_policy(client, policy)
-        created = client.write("auth/token/create", {
-            "policies": [policy], "ttl": "60s", "explicit_max_ttl": "60s", "num_uses": len(BUNDLE_FILES),
-            "renewable": False, "display_name": "meshpki-istio-ca-verify"},
-            action="create a token with policy '%s' to read as istiod would" % policy, capability="update")
-        client.hvac.token = created["auth"]["client_token"]
-    texts, sources = {}, {}
-    for name in BUNDLE_FILES:
-        what = AGENT_READS[name][0]
-        body = client.read(paths[name], action="read %s for %s" % (what, name))
-        texts[name] = render_like_the_agent(name, body, options["kv_field"])
-        sources[name] = "vault:%s" % paths[name] + ("" if body is not None else " (not found)")
-    return texts, sources
+    policy, mode = module.params["read_with_policy"], module.params["policy_check"]
+    if not policy:
+        return read_bundle(client, paths, options["kv_field"]) + (None, {})
+    rules = check_policy_rules(client, policy, paths, required=mode == "rules")
+    if module.params["auth_role"]:
+        check_auth_role(client, policy, module.params["auth_role"], required=mode == "rules")
+    if mode == "rules":
+        return read_bundle(client, paths, options["kv_field"]) + (mode, rules)
+    return read_with_a_token_of(module, client, policy, paths, options["kv_field"]) + (mode, rules)
 
 
 def gather(module):
-    """``(source, texts, file_names, sources, description)``."""
+    """``(source, texts, file_names, sources, description, policy)``; policy: the policy_check result keys."""
     params = module.params
     if params["path"]:
         try:
@@ -336,13 +486,14 @@ def gather(module):
             raise MeshPkiError("Cannot read the CA bundle: %s." % e)
         sources = dict((name, "%s/%s" % (params["path"].rstrip("/"), name) if texts[name] is not None
                         else "%s/%s (missing)" % (params["path"].rstrip("/"), name)) for name in BUNDLE_FILES)
-        return "directory", texts, names, sources, "the directory '%s'" % params["path"]
+        return "directory", texts, names, sources, "the directory '%s'" % params["path"], NO_POLICY
     if params["vault_paths"] is not None:
-        texts, sources = read_from_vault(module, params["vault_paths"])
-        return "vault", texts, None, sources, "Vault (%s)" % ", ".join(sources[name] for name in BUNDLE_FILES)
+        texts, sources, mode, rules = read_from_vault(module, params["vault_paths"])
+        description = "Vault (%s)" % ", ".join(sources[name] for name in BUNDLE_FILES)
+        return "vault", texts, None, sources, description, dict(policy_check=mode, policy_rules=rules)
     texts = dict((name, params[option]) for name, option in PEM_OPTIONS.items())
     sources = dict((name, option) for name, option in PEM_OPTIONS.items())
-    return "pem", texts, None, sources, "the PEM options"
+    return "pem", texts, None, sources, "the PEM options", NO_POLICY
 
 
 def min_days_check(report, minimum):
@@ -369,7 +520,7 @@ def failure_message(description, checks):
 
 
 def run_module(module):
-    source, texts, names, sources, description = gather(module)
+    source, texts, names, sources, description, policy = gather(module)
     try:
         report = verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"],
                                texts["root-cert.pem"], file_names=names)
@@ -382,7 +533,7 @@ def run_module(module):
     result = dict(
         changed=False, valid=not failed, failed_checks=failed, checks=checks, source=source, sources=sources,
         certificates=report["certificates"], chain_path=report["path"], key_info=report["key"],
-        days_left=report["days_left"],
+        days_left=report["days_left"], **policy
     )
     if failed:
         module.fail_json(msg=failure_message(description, checks), **result)
@@ -399,7 +550,7 @@ def main():
         mutually_exclusive=[sources] + [(source, option) for source in sources for option in PEM_OPTIONS.values()],
         required_together=[tuple(PEM_OPTIONS.values())],
         required_one_of=[("path", "vault_paths", "ca_cert_pem")],
-        required_by={"read_with_policy": ("vault_paths",)},
+        required_by={"read_with_policy": ("vault_paths",), "auth_role": ("read_with_policy",)},
         supports_check_mode=True,
         hvac_required=False,
         path_options={"vault_paths.intermediate_mount": "mount", "vault_paths.root_mount": "mount",

@@ -16,8 +16,11 @@ description:
   - Logs in with any auth method of the collection (approle, userpass, kubernetes, cert, or a token) and returns
     the client token, so that a play logs in B(once) and passes O(token) to every later task instead of logging in
     again in each of them.
-  - With O(state=absent), revokes the token given in O(token) (C(auth/token/revoke-self)); an already invalid
-    token is not an error.
+  - With O(state=absent), revokes the token given in O(token) (C(auth/token/revoke-self), with that token
+    itself - no other permission is needed); an already invalid token (revoked, expired, used up) is not an
+    error and reports no change.
+  - Revoke every token you log in for, in an C(always:) section so that a failed play revokes it too - the role
+    M(meshpki.vault_ca.istio_vault_ca) does so with its own login, and never revokes a token it was given.
   - The returned token is a secret. Set C(no_log) to true on the task that registers it - Ansible cannot hide a
     value a module returns.
 author:
@@ -35,7 +38,10 @@ attributes:
     support: full
     details:
       - Logging in changes nothing that a re-run would see, so it also runs in check mode (later tasks need the
-        token to read). Revocation is skipped in check mode.
+        token to read), so a check-mode run creates a token too.
+      - With O(state=absent) in check mode, the token is looked up and the module reports whether it would be
+        revoked, without revoking it. To revoke, in a check-mode run, the token that run's own login created
+        (the right thing, nothing else would revoke it), set C(check_mode=false) on that task, as the role does.
   diff_mode:
     support: none
 options:
@@ -65,12 +71,18 @@ EXAMPLES = r'''
       - path: pki/cert/ca
         capabilities: [read]
 
-- name: Revoke it at the end
-  meshpki.vault_ca.vault_login:
-    url: https://vault.example.com:8200
-    token: "{{ vault_session.token }}"
-    state: absent
-  no_log: true
+- name: Revoke it at the end, also when a task failed (and in check mode, as this run created it)
+  block:
+    - name: Work with the token
+      ansible.builtin.debug:
+        msg: the tasks that use vault_session.token
+  always:
+    - name: Revoke the token of the login above
+      meshpki.vault_ca.vault_login:
+        url: https://vault.example.com:8200
+        token: "{{ vault_session.token }}"
+        state: absent
+      check_mode: false
 '''
 
 RETURN = r'''
@@ -104,14 +116,14 @@ def run_module(module):
     client = module.get_authenticated_client()
     method = module.params["auth_method"] or "token"
     if module.params["state"] == "absent":
-        if module.check_mode:
-            module.exit_json(changed=True, auth_method=method)
         try:
             client.read("auth/token/lookup-self", action="look up the token")
         except MeshPkiError as e:
             if e.details.get("status") != 403:
                 raise
-            module.exit_json(changed=False, auth_method=method)  # already revoked or expired
+            module.exit_json(changed=False, auth_method=method)  # already revoked, expired or used up
+        if module.check_mode:
+            module.exit_json(changed=True, auth_method=method)
         client.write("auth/token/revoke-self", action="revoke the token")
         module.exit_json(changed=True, auth_method=method)
     auth = client.login_response or {}

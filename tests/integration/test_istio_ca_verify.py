@@ -276,8 +276,8 @@ def test_vault_source_reads_like_the_agent_and_only_reads(bao, playbook):
 
 
 def test_read_with_policy_reads_as_istiod_would(bao, playbook):
-    """read_with_policy: a fresh token holding only that policy does the four reads; a policy that misses
-    the key path fails naming it; the token is used up by the reads (num_uses) and never shown."""
+    """read_with_policy: a fresh token holding only that policy does the four reads and is revoked right after;
+    a policy that misses the key path fails naming it, before any token is created; the token is never shown."""
     suffix = uuid.uuid4().hex[:8]
     paths = dict(intermediate_mount="istioca-" + suffix, root_mount="pki-" + suffix, kv_mount="secret",
                  kv_path="istioca-" + suffix)
@@ -295,15 +295,16 @@ def test_read_with_policy_reads_as_istiod_would(bao, playbook):
     run = playbook(plays)
     assert run.rc == 0, run
     assert run.task("good policy")["result"]["valid"] is True
+    assert run.task("good policy")["result"]["policy_check"] == "token"
     bad = run.task("policy without the key")["result"]["msg"]
-    assert "permission denied - the token needs 'read' on 'secret/data/%s'" % paths["kv_path"] in bad
+    assert "does not grant 'read' on 1 path(s)" in bad and "'secret/data/%s' (ca-key.pem" % paths["kv_path"] in bad
     created = [r for r in bao.audit.entries()[mark:] if r.get("type") == "response"
                and r["request"].get("path") == "auth/token/create"]
-    assert len(created) == 2
+    assert len(created) == 1  # none for the policy that misses a path
     assert sorted(created[0]["response"]["auth"]["policies"]) == ["default", "good-" + suffix]
-    assert created[0]["response"]["auth"]["num_uses"] == 4
-    # only token creation is written; the reads themselves are reads
-    assert bao.audit.writes(since=mark) == [("update", "auth/token/create")] * 2
+    assert created[0]["response"]["auth"]["num_uses"] == 5  # the four reads and its own revocation
+    # only token creation and revocation are written; the reads themselves are reads
+    assert bao.audit.writes(since=mark) == [("update", "auth/token/create"), ("update", "auth/token/revoke-self")]
 
 
 def test_ansible_doc_renders(tmp_path):

@@ -3,6 +3,8 @@ import pytest
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import (
     PolicyParseError,
     canonical_policy,
+    grants,
+    merge_policies,
     render_rules,
     same_policy,
 )
@@ -87,3 +89,57 @@ def test_render_rules_errors(rules, message):
     with pytest.raises(ValueError) as err:
         render_rules(rules)
     assert message in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what a policy grants on a path (Vault's ACL: exact rule first, else the one matching glob of highest priority)
+# ---------------------------------------------------------------------------------------------------------
+
+def _grants(text, path, capability="read"):
+    return grants(canonical_policy(text), path, capability)
+
+
+def test_guide_policy_grants_the_four_reads():
+    for path in ("secret/data/istioca", "istioca/cert/ca", "istioca/cert/ca_chain", "pki/cert/ca"):
+        assert _grants(GUIDE, path)[0], path
+    assert _grants(GUIDE, "istioca/cert/ca") == (True, "istioca/cert/*", ["list", "read"])
+    assert _grants(GUIDE, "secret/data/istioca-east") == (False, None, [])
+    assert not _grants(GUIDE, "secret/data/istioca", "update")[0]
+
+
+@pytest.mark.parametrize("text, path, expected, rule", [
+    # exact beats glob, even when the glob grants more
+    ('path "secret/*" { capabilities = ["read"] }\npath "secret/data/x" { capabilities = ["list"] }',
+     "secret/data/x", False, "secret/data/x"),
+    # the longer glob wins and capabilities of matching rules do not add up
+    ('path "secret/*" { capabilities = ["read"] }\npath "secret/data/*" { capabilities = ["list"] }',
+     "secret/data/x", False, "secret/data/*"),
+    # a glob is a prefix of the last segment too
+    ('path "secret/data/ist*" { capabilities = ["read"] }', "secret/data/istioca", True, "secret/data/ist*"),
+    ('path "secret/data/ist*" { capabilities = ["read"] }', "secret/data/other", False, None),
+    # + is exactly one segment
+    ('path "secret/+/istioca" { capabilities = ["read"] }', "secret/data/istioca", True, "secret/+/istioca"),
+    ('path "secret/+/istioca" { capabilities = ["read"] }', "secret/a/b/istioca", False, None),
+    ('path "+/cert/ca" { capabilities = ["read"] }', "istioca/cert/ca_chain", False, None),
+    # a later first wildcard wins over an earlier one
+    ('path "+/data/istioca" { capabilities = ["deny"] }\npath "secret/+/istioca" { capabilities = ["read"] }',
+     "secret/data/istioca", True, "secret/+/istioca"),
+    # not ending in * wins over ending in *
+    ('path "secret/+/*" { capabilities = ["read"] }\npath "secret/+/istioca" { capabilities = ["deny"] }',
+     "secret/data/istioca", False, "secret/+/istioca"),
+    # deny in the applying rule refuses, whatever else it lists
+    ('path "secret/data/istioca" { capabilities = ["read", "deny"] }', "secret/data/istioca", False,
+     "secret/data/istioca"),
+])
+def test_vault_acl_rule_selection(text, path, expected, rule):
+    granted, applied, _caps = _grants(text, path)
+    assert (granted, applied) == (expected, rule)
+
+
+def test_policies_merge_per_path_string_only():
+    named = canonical_policy('path "secret/data/istioca" { capabilities = ["read"] }')
+    default = canonical_policy('path "secret/data/istioca" { capabilities = ["deny"] }\n'
+                               'path "secret/*" { capabilities = ["read"] }')
+    merged = merge_policies(named, default)
+    assert grants(merged, "secret/data/istioca") == (False, "secret/data/istioca", ["deny", "read"])
+    assert grants(merged, "secret/data/other")[0] is True
