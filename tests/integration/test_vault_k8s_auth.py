@@ -313,7 +313,7 @@ def test_bad_input_is_refused_and_nothing_is_written(bao, playbook, cluster, tmp
         ({"mount": mount, "kubernetes_host": fake.url, "kubernetes_ca_cert": str(not_pem)},
          "kubernetes_ca_cert (file '%s') is not PEM: no -----BEGIN CERTIFICATE----- block found." % not_pem),
         ({"mount": mount, "kubernetes_host": fake.url, "pem_keys": [cluster.decoy_ca.key_pem]},
-         "pem_keys[0] holds a PRIVATE KEY block; only CERTIFICATE or PUBLIC KEY blocks belong there."),
+         "pem_keys[0] contains a private key; pass only certificates."),
         (dict(east, use_annotations_as_alias_metadata=True),
          "The server does not know use_annotations_as_alias_metadata at 'auth/%s/config' and would ignore it"
          % mount),
