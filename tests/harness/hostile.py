@@ -152,3 +152,21 @@ def run_module(name, args):
     text = out.getvalue()
     start = text.find("{")
     return json.loads(text[start:]) if start >= 0 else {"failed": True, "msg": "no JSON: %r" % text}
+
+
+def try_case(bao, module, option, value):
+    """Run one (module, option, hostile value) case against ``bao`` (an OpenBaoServer with an audit log).
+    Returns (refused cleanly, the requests Vault received for it, the message)."""
+    base, _options = MODULES[module]
+    conn = {"url": bao.url, "token": bao.token}
+    args = set_option(dict(base, **conn) if module not in NOT_VAULT else dict(base), option, value)
+    if option == "auth_mount" and module not in NOT_VAULT:
+        args.update(auth_method="approle", role_id="role-id-of-the-case", secret_id="secret-id-of-the-case")
+        args.pop("token")
+    mark = bao.audit.mark()
+    result = run_module(module, args)
+    sent = bao.audit.requests(mark)
+    msg = result.get("msg") or ""
+    refused = bool(result.get("failed")) and option.split(".")[-1] in msg and "is not" in msg \
+        and "nothing was sent" in msg
+    return refused, sent, msg

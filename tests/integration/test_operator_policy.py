@@ -118,7 +118,7 @@ def stage(tmp_path):
 
 ROLE = "meshpki.vault_ca.istio_vault_ca : "
 INTERMEDIATE_TASK = "Ensure the Istio intermediate CA in istioca"
-VERIFY_TASK = "Verify the CA bundle istiod will read, with a token holding only the policy - istioca"
+VERIFY_TASK = "Verify the CA bundle istiod will read, and what the policy grants - istioca"
 
 
 def tasks(run, status):

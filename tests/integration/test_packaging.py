@@ -573,14 +573,14 @@ def test_main_playbook_from_installed_tarball_as_an_awx_job(bao_tls, installed, 
     assert env["PILOT_TRACE_SAMPLING"] == "1"
     controlplane = fake.get_object(*CONTROLPLANE)
 
-    # 2. Run again: nothing to do, nothing written (the verify step's short-lived token aside).
+    # 2. Run again: nothing to do, nothing written - verification included (it mints no token when nothing changed).
     kube_mark, vault_mark = len(fake.requests), bao_tls.audit.mark()
     second, pdd2, out2 = _runner_run(tmp_path, "run-2", installed, token_env, inventory, template, "run", defaults)
     assert second.status == "successful" and second.rc == 0, out2[-4000:]
     assert second.stats["changed"].get("east", 0) == 0 and second.stats["ok"].get("east", 0) >= 5, second.stats
     assert re.search(r"east\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out2), out2[-2000:]
     assert _kube_writes(fake, kube_mark) == []
-    assert set(_vault_writes(bao_tls, vault_mark, namespace)) <= {"auth/token/create"}
+    assert _vault_writes(bao_tls, vault_mark, namespace) == []
 
     # 3. Job type Check with an AppRole whose policy may only read (and create the verify step's token):
     # a Check job that tried to write would fail here, not just report changed.
@@ -603,7 +603,8 @@ def test_main_playbook_from_installed_tarball_as_an_awx_job(bao_tls, installed, 
     assert check.stats["changed"].get("east", 0) == 0 and check.stats["ok"].get("east", 0) >= 5, check.stats
     assert re.search(r"east\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out3), out3[-2000:]
     assert _kube_writes(fake, kube_mark) == []
-    assert set(_vault_writes(bao_tls, vault_mark, namespace)) <= {"auth/token/create"}
+    # A check job mints no verification token, and revokes the token its AppRole login created.
+    assert set(_vault_writes(bao_tls, vault_mark, namespace)) == {"auth/token/revoke-self"}
     assert fake.get_object(*CONTROLPLANE) == controlplane
 
     # 4. No secret in what AWX keeps of the three jobs: the root token, the AppRole secret ID, the

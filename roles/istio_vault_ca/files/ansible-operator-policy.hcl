@@ -127,6 +127,11 @@ path "sys/policies/acl/istioca" {
   capabilities = ["read", "update"]
 }
 
+# The verify step checks what istiod's token will be granted: the policy above merged with Vault's "default".
+path "sys/policies/acl/default" {
+  capabilities = ["read"]
+}
+
 # --- Kubernetes auth for istiod (istio_vault_ca_k8s_auth_mount: kubernetes, istio_vault_ca_k8s_role: istiod) -
 # Enabling an auth method needs sudo (Vault and OpenBao).
 path "sys/auth/kubernetes" {
