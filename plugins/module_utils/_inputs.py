@@ -124,7 +124,7 @@ def check_path(option, value, kind):
 def _values(params, dotted):
     """(display name, value) for a dotted option: 'vault_paths.kv_path' reaches into a sub-dict; a list
     of dicts is walked item by item (named 'option[1].sub')."""
-    head, _, rest = dotted.partition(".")
+    head, rest = dotted.partition(".")[::2]
     value = params.get(head) if isinstance(params, dict) else None
     if value is None:
         return []

@@ -12,8 +12,8 @@ refused before anything is sent to it, with RedirectRefused naming the Location.
 
 Who follows redirects:
 - Vault/OpenBao: hvac's adapter calls ``requests.Session.request(..., allow_redirects=True)``, so the
-  requests Session follows them (urllib3 never does: requests' HTTPAdapter calls urlopen with
-  redirect=False). SameOriginSession checks every hop before requests sends it.
+  requests Session follows them (urllib3 never does: requests' HTTPAdapter asks urllib3 for no
+  redirects). SameOriginSession checks every hop before requests sends it.
 - Kubernetes: the ``kubernetes`` client calls ``urllib3.PoolManager.request``, which follows redirects
   for every method; it asks the Retry object of the connection pool before each hop. SameOriginRetry
   (installed by guard_pool_manager) checks the hop there.

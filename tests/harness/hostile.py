@@ -94,7 +94,7 @@ def hostile_for(kind):
 def set_option(args, dotted, value):
     """A copy of ``args`` with ``dotted`` set to ``value`` ('vault_paths.kv_path' sets a key of a dict)."""
     args = json.loads(json.dumps(args))
-    head, _, rest = dotted.partition(".")
+    head, rest = dotted.partition(".")[::2]
     if rest:
         args.setdefault(head, {})[rest] = value
     else:

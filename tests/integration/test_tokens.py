@@ -171,7 +171,8 @@ def test_policy_missing_a_path_fails_before_any_token(bao, playbook, policy_chec
     suffix = uuid.uuid4().hex[:8]
     paths = _istiod_paths(suffix)
     guide_pki(bao, paths["root_mount"], paths["intermediate_mount"], paths["kv_mount"], paths["kv_path"])
-    elsewhere = dict(paths, kv_path="elsewhere-" + suffix)
+    elsewhere = dict(paths)
+    elsewhere["kv_path"] = "elsewhere-" + suffix
     istiod_policy(bao, "nokey-" + suffix, **elsewhere)
     denied = ('path "secret/data/*" { capabilities = ["read"] }\n'
               'path "secret/data/%s" { capabilities = ["deny"] }\n'
@@ -215,4 +216,3 @@ def test_policy_missing_a_path_fails_before_any_token(bao, playbook, policy_chec
     expected = [] if policy_check == "rules" else [("update", "auth/token/create"),
                                                    ("update", "auth/token/revoke-self")]
     assert all_writes(bao, mark) == expected
-

@@ -90,7 +90,7 @@ def test_manifest_limits(tmp_path, ansible, report):
          "Refused to read the manifest '%s': its YAML aliases expand to more than 100000 nodes (the limit)"
          % files["bomb.yaml"]),
     ]
-    tasks = [{"name": name, MODULE: args, "ignore_errors": True, "timeout": 300} for name, args, _ in cases]
+    tasks = [{"name": name, MODULE: args, "ignore_errors": True, "timeout": 300} for name, args, _expected in cases]
     run = ansible.run([{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": tasks}])
     assert run.rc == 0, run
 
@@ -115,7 +115,7 @@ def test_manifest_limits(tmp_path, ansible, report):
                    "link -> %s, annotated=%s" % (target, "podAnnotations" in deployment),
                    target == "../../shared/controlplane.yaml" and "podAnnotations" in deployment))
     shown = "mode %o, owner %d:%d, %s" % (real_st.st_mode & 0o7777, real_st.st_uid, real_st.st_gid,
-                                         sorted(os.listdir(str(shared))))
+                                          sorted(os.listdir(str(shared))))
     checks.append(("mode, owner and group kept", "mode 640, owner %d:%d, no temporary file" % owner, shown,
                    (real_st.st_mode & 0o7777, real_st.st_uid, real_st.st_gid) == (0o640,) + owner
                    and os.listdir(str(shared)) == ["controlplane.yaml"]))
