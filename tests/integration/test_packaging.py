@@ -626,7 +626,9 @@ def test_main_playbook_from_installed_tarball_as_an_awx_job(bao_tls, installed, 
     assert check.stats["changed"].get("east", 0) == 0 and check.stats["ok"].get("east", 0) >= 5, check.stats
     assert re.search(r"east\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", out3), out3[-2000:]
     assert _kube_writes(fake, kube_mark) == []
-    assert set(_vault_writes(bao_tls, vault_mark, namespace)) <= {"auth/token/create"}
+    # The role revokes the token of its own AppRole login before the play ends (its only write).
+    writes = set(_vault_writes(bao_tls, vault_mark, namespace))
+    assert "auth/token/revoke-self" in writes and writes <= {"auth/token/create", "auth/token/revoke-self"}, writes
     assert fake.get_object(*CONTROLPLANE) == controlplane
 
     # 4. No secret in what AWX keeps of the three jobs: the root token, the AppRole secret ID, the
