@@ -7,6 +7,7 @@
    as istiod's service account through Vault's Kubernetes auth (the fake answers TokenReview).
 5. Checks them with meshpki.vault_ca.istio_ca_verify and `openssl verify`, prints the verdict.
 6. Runs the playbook again and shows changed=0 (and zero writes in Vault's audit log).
+   Each run prints one line per task; its whole output (diffs included) is kept in .demo/*.log.
 7. Runs the troubleshooting job (meshpki.vault_ca.diagnose), logging in as istiod, and prints its report.
 8. Stops every process it started, whatever happened.
 """
@@ -60,10 +61,17 @@ spec:
 """
 
 
+# The full output of each ansible run (diffs included) is kept here; the terminal gets one line per task.
+LOG_DIR = os.path.join(REPO, ".demo")
+# The demo reads the default callback's output: whatever the user's environment sets for stdout is not used.
+CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
+
+
 def ansible_env(env):
     out = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, VAULT_ADDR=env["VAULT_ADDR"], VAULT_TOKEN=env["VAULT_TOKEN"])
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, VAULT_ADDR=env["VAULT_ADDR"], VAULT_TOKEN=env["VAULT_TOKEN"],
+               **CALLBACK)
     out["PATH"] = BIN + os.pathsep + out.get("PATH", "")
     return out
 
@@ -72,12 +80,85 @@ def step(title):
     print("\n=== %s" % title, flush=True)
 
 
-def run(args, env, check=True):
+def keep_log(name, proc):
+    """Write a run's whole output to .demo/<name>.log; return the path."""
+    os.makedirs(LOG_DIR, exist_ok=True)
+    path = os.path.join(LOG_DIR, name + ".log")
+    with open(path, "w") as f:
+        f.write(proc.stdout + ("\n--- stderr\n" + proc.stderr if proc.stderr else ""))
+    return path
+
+
+def run(args, env, check=True, log=None):
     proc = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    path = keep_log(log, proc) if log else None
     if check and proc.returncode != 0:
-        print(proc.stdout[-6000:] + proc.stderr[-3000:])
-        raise SystemExit("demo: %s failed (exit %d)" % (" ".join(args[:2]), proc.returncode))
+        for line in failure_lines(proc.stdout, proc.stderr):
+            print("  " + line)
+        if path:
+            print("  full output: %s" % path)
+        raise SystemExit("demo: %s failed (exit %d)" % (os.path.basename(args[1]) if len(args) > 1 else args[0],
+                                                       proc.returncode))
     return proc
+
+
+TASK_HEADER = re.compile(r"^TASK \[(?:.+? : )?(.+?)\] \**$")
+TASK_STATUS = re.compile(r"^(ok|changed|skipping|fatal|failed|included): \[[^\]]+\]")
+STATUS_RANK = {"skipping": 0, "included": 0, "ok": 1, "changed": 2, "failed": 3, "fatal": 3}
+
+
+def task_lines(stdout):
+    """One readable line per task of an ansible-playbook run ('changed  Ensure the root CA in pki'),
+    from the default callback's output: task names and statuses, never the diffs or result JSON."""
+    tasks, current = [], None
+    for line in stdout.splitlines():
+        header = TASK_HEADER.match(line)
+        if header:
+            current = [None, header.group(1)]
+            tasks.append(current)
+            continue
+        status = TASK_STATUS.match(line)
+        if status and current is not None:
+            found = "failed" if status.group(1) == "fatal" else status.group(1)
+            if current[0] is None or STATUS_RANK[found] > STATUS_RANK[current[0]]:
+                current[0] = found
+        elif line.startswith("...ignoring") and current is not None and current[0] == "failed":
+            current[0] = "failed (ignored)"
+    shown = ["%-8s %s" % (status, name) for status, name in tasks if status not in (None, "skipping", "included")]
+    skipped = sum(1 for status, _name in tasks if status == "skipping")
+    return shown + (["(%d tasks skipped)" % skipped] if skipped else [])
+
+
+def failure_lines(stdout, stderr=""):
+    """What failed, in words: the failing task and its message (not the tail of the output)."""
+    lines, current, pending = [], None, None
+    for line in stdout.splitlines():
+        header = TASK_HEADER.match(line)
+        if header:
+            current = header.group(1)
+        if line.startswith(("fatal: [", "failed: [")):
+            head, _sep, rest = line.partition(" => ")
+            pending = [current, head, [rest]]
+        elif pending is not None:
+            pending[2].append(line)
+            if line == "}":
+                lines.append(_failure_text(*pending))
+                pending = None
+    if pending is not None:
+        lines.append(_failure_text(*pending))
+    if not lines:
+        error = [line for line in stderr.splitlines() if line.strip()]
+        lines = ["error: " + (error[-1] if error else "(no message; see the full output)")]
+    return lines
+
+
+def _failure_text(task, head, body):
+    try:
+        result = json.loads("\n".join(body))
+        msg = result.get("msg") or result.get("stderr") or "(no message)"
+    except ValueError:
+        msg = " ".join(part.strip() for part in body)[:500]
+    return "FAILED   %s: %s" % (task or head, msg)
 
 
 def recap(stdout):
@@ -90,6 +171,31 @@ def summary_lines(stdout):
     block = stdout.split("TASK [meshpki.vault_ca.istio_vault_ca : Summary]")[-1]
     return [json.loads(line.strip().rstrip(",")) for line in block.splitlines()
             if line.strip().startswith('"') and ":" in line and not line.strip().startswith('"msg"')]
+
+
+def render_line(stdout):
+    """tools/render_bundle.py's JSON result in words."""
+    try:
+        result = json.loads(stdout.strip().splitlines()[-1])
+        return "bao agent (exit %s) rendered %s, logged in as role %s at %s" % (
+            result["agent_rc"], ", ".join(result["files"]), result["role"], result["auth_path"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return stdout.strip()
+
+
+def final_summary(role_summary, first_recap, second_recap, writes, wall, checks, accepted):
+    """The lines `make demo` ends with: the role's summary, both runs, the wall time and the verdict."""
+    lines = ["=== summary"] + ["  " + line for line in role_summary]
+    lines.append("  first run:  changed=%(changed)d failed=%(failed)d" % first_recap)
+    lines.append("  second run: changed=%(changed)d failed=%(failed)d" % second_recap
+                 + ", Vault writes: %d (%s)" % (len(writes), ", ".join(p for _op, p in writes) or "none"))
+    lines.append("  wall time: %.0f s" % wall)
+    if accepted:
+        lines.append("verdict: istiod would accept the bundle (%d checks passed, openssl OK)" % len(checks))
+    else:
+        failed = [name for name, passed in checks if passed != "true"]
+        lines.append("verdict: istiod would REJECT this bundle (%s)" % (", ".join(failed) or "openssl verify failed"))
+    return lines
 
 
 def diagnose_lines(stdout):
@@ -124,14 +230,16 @@ def main():
                     "-e", "@" + extra_file]
 
         step("2. ansible-playbook playbooks/istio_vault_ca.yml (the guide's values, ControlPlane in %s)" % manifest)
-        first = run(playbook + ["--diff"], aenv)
-        print(first.stdout[-5000:])
+        first = run(playbook + ["--diff"], aenv, log="first-run")
+        for line in task_lines(first.stdout):
+            print("  " + line)
+        print("  full output, with the diffs: %s" % os.path.join(LOG_DIR, "first-run.log"))
 
         step("3. bao agent renders the four files from the annotations written to the manifest")
         bundle = os.path.join(workdir, "etc-cacerts-vault")
         rendered = run([sys.executable, os.path.join(REPO, "tools", "render_bundle.py"), "--embedded",
                         os.path.join(workdir, "embedded"), "--out", bundle, "--manifest", manifest], aenv)
-        print(rendered.stdout.strip())
+        print("  " + render_line(rendered.stdout))
 
         step("4. would istiod accept them? meshpki.vault_ca.istio_ca_verify and openssl verify")
         verdict = run([os.path.join(BIN, "ansible"), "localhost", "-m", "meshpki.vault_ca.istio_ca_verify",
@@ -147,7 +255,7 @@ def main():
         step("5. second run: nothing to do")
         audit = AuditLog(env["MESHPKI_AUDIT_LOG"])
         mark = audit.mark()
-        second = run(playbook, aenv)
+        second = run(playbook, aenv, log="second-run")
         writes = audit.writes(since=mark, include_logins=True)  # verification included: no token minted
 
         step("6. ansible-playbook playbooks/diagnose.yml (the guide's troubleshooting, logging in as istiod)")
@@ -157,21 +265,19 @@ def main():
         for line in report:
             print("  " + line)
         if diagnosis.returncode != 0 or not report:
-            print(diagnosis.stdout[-4000:])
+            for line in failure_lines(diagnosis.stdout, diagnosis.stderr):
+                print("  " + line)
+            print("  full output: %s" % keep_log("diagnose", diagnosis))
             raise SystemExit("demo: the diagnosis found a problem")
 
-        step("summary")
-        for line in summary_lines(first.stdout):
-            print("  " + line)
+        print()
         first_recap, second_recap = recap(first.stdout), recap(second.stdout)
         accepted = verdict.returncode == 0 and openssl.returncode == 0 and bool(checks)
-        print("  first run:  changed=%(changed)d failed=%(failed)d" % first_recap)
-        print("  second run: changed=%(changed)d failed=%(failed)d" % second_recap
-              + ", Vault writes: %d (%s)" % (len(writes), ", ".join(p for _op, p in writes) or "none"))
-        print("  wall time: %.0f s" % (time.time() - started))
+        for line in final_summary(summary_lines(first.stdout), first_recap, second_recap, writes,
+                                  time.time() - started, checks, accepted):
+            print(line)
         if not accepted:
-            raise SystemExit("verdict: istiod would REJECT this bundle")
-        print("verdict: istiod would accept the bundle (%d checks passed, openssl OK)" % len(checks))
+            raise SystemExit("demo: istiod would reject the bundle")
         if second_recap["changed"] != 0:
             raise SystemExit("demo: the second run changed something")
         if writes:

@@ -91,6 +91,35 @@ def _capabilities(capability):
     return "'%s'" % capability
 
 
+# What OpenSSL says when the server's first bytes are not a TLS record - a plain-HTTP server answering the
+# ClientHello with "HTTP/1.1 400 ...": "wrong version number" (OpenSSL 1.1/3.0), "record layer failure" or
+# "packet length too long" (OpenSSL 3.2+).
+_PLAIN_HTTP_MARKERS = ("wrong version number", "wrong_version_number", "record layer failure",
+                       "record_layer_failure", "packet length too long")
+
+
+def _plain_http_answer(exc):
+    text = str(exc).lower()
+    return "certificate" not in text and any(marker in text for marker in _PLAIN_HTTP_MARKERS)
+
+
+def _ssl_reason(exc):
+    """OpenSSL's words in an SSLError ('wrong version number'), else the class name."""
+    text = str(exc)
+    start = text.find("[SSL")
+    start = text.find("]", start) if start >= 0 else -1
+    if start < 0:
+        return exc.__class__.__name__
+    end = text.find(" (_ssl.c", start)
+    return "OpenSSL: " + text[start + 1:end if end > start else None].strip("'\" )")
+
+
+def _with_scheme(url, scheme):
+    """``url`` with its scheme replaced by ``scheme``."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    return "%s://%s" % (scheme, rest)
+
+
 def describe_request_error(exc, action, path, capability, conn, seal_status=None):
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
@@ -104,6 +133,11 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
     url = conn.url if conn is not None else "?"
     if isinstance(exc, RedirectRefused):  # a standby's 307 to the active node, or anything else elsewhere
         return MeshPkiError("%s: %s" % (target, exc), **exc.details)
+    if req_exc is not None and isinstance(exc, req_exc.SSLError) and _plain_http_answer(exc):
+        return MeshPkiError(
+            "%s: %s does not speak TLS: the server answered the TLS handshake in plain HTTP (%s). The URL scheme "
+            "is wrong, not the CA: use an http:// URL (%s) in url (or VAULT_ADDR), or point it at the server's "
+            "TLS listener." % (target, url, _ssl_reason(exc), _with_scheme(url, "http")))
     if req_exc is not None and isinstance(exc, req_exc.SSLError):
         ca = conn.ca_description() if conn is not None else "the system trust store"
         return MeshPkiError(
@@ -145,8 +179,9 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
                             "'vault operator init') and unseal it first."
                             % (target, url), status=501)
     if isinstance(exc, hvac_exc.InvalidRequest) and "HTTP request to an HTTPS server" in vault_says:
-        return MeshPkiError("%s: %s serves TLS; use an https:// URL (and ca_cert for its CA)."
-                            % (target, url.replace("http://", "https://", 1)), status=400)
+        return MeshPkiError("%s: %s serves TLS; use an https:// URL. The URL scheme is wrong: url (or VAULT_ADDR) "
+                            "is %s - change http:// to https://." % (target, _with_scheme(url, "https"), url),
+                            status=400)
     if isinstance(exc, hvac_exc.InvalidRequest):
         return MeshPkiError("%s: Vault rejected the request (400): %s" % (target, vault_says), status=400)
     if isinstance(exc, hvac_exc.PreconditionFailed):

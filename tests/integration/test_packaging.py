@@ -49,6 +49,11 @@ FORBIDDEN_PREFIXES = ("tests/output/", ".venv", "venv/", ".collections", ".sanit
 FORBIDDEN_PARTS = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".tox", "node_modules")
 FORBIDDEN_PART_PREFIXES = (".venv", "venv")
 FORBIDDEN_SUFFIXES = (".pyc", ".tar.gz")
+# What only a git clone uses (galaxy.yml build_ignore): the tests and molecule scenarios (they need the clone's
+# Makefile, tools/ and requirements-test.txt), the benchmarks, the developer tools and the linters' settings.
+DEV_ONLY_DIRS = ("tests", "molecule", "benchmarks", "tools")
+DEV_ONLY_FILES = ("Makefile", "requirements-test.txt", "pytest.ini", "ruff.toml", ".ansible-lint", ".gitignore",
+                  "docs/lint.md")
 # Files AWX records in a job's environment are redacted when their name matches this (AWX's
 # build_safe_env): a secret may reach ansible-runner's launch record only under such a name.
 AWX_REDACTED_ENV = re.compile(r"API|TOKEN|KEY|SECRET|PASS", re.I)
@@ -160,6 +165,24 @@ def test_tarball_holds_the_collection_and_nothing_from_development(tarball, cana
     print("\n%s: %d bytes, %d members (%d modules)" % (TARBALL_NAME, size, len(members), len(modules)))
     # The source is well under 1 MiB compressed; more means something large slipped in.
     assert size < 1024 * 1024, "tarball is %d bytes: %s" % (size, sorted(members)[:50])
+
+
+def test_tarball_leaves_out_what_only_a_clone_uses_and_keeps_what_a_user_needs(tarball):
+    members = [m.rstrip("/") for m in _members(tarball)]
+    dev_only = [m for m in members if m.split("/")[0] in DEV_ONLY_DIRS or m in DEV_ONLY_FILES]
+    assert not dev_only, "development-only files in the tarball: %s" % dev_only[:30]
+    assert os.path.isdir(os.path.join(REPO, "benchmarks")) and os.path.isdir(os.path.join(REPO, "tools"))
+
+    files = set(members)
+    needed = set(_source_files("roles/*/defaults/*.yml") + _source_files("roles/*/files/*")
+                 + _source_files("roles/*/README.md") + _source_files("playbooks/*.yml")
+                 + _source_files("docs/awx/*.yml") + _source_files("docs/execution-environment/*.yml")
+                 + _source_files("changelogs/config.yaml") + _source_files("LICENSES/*"))
+    needed |= {"CHANGELOG.md", "README.md", "requirements.txt", "bindep.txt", "meta/runtime.yml"}
+    missing = sorted(needed - files)
+    assert not missing, "missing from the tarball: %s" % missing
+    # The whole collection with its docs; the benchmarks' plot alone was 130 kB.
+    assert os.path.getsize(tarball) < 400 * 1024, os.path.getsize(tarball)
 
 
 def test_installed_tarball_documents_every_plugin_and_role(installed):

@@ -1,6 +1,7 @@
 """TLS against OpenBao's TLS listener (its own CA): ca_cert (option or VAULT_CACERT) succeeds; a wrong CA
 fails naming the CA file; no CA names the system trust store; validate_certs: false (or VAULT_SKIP_VERIFY)
-works with a warning; plain HTTP to the TLS port says to use https. One playbook, one block per check.
+works with a warning; plain HTTP to the TLS port says to use https, https to the plain port says to use http
+(both name the URL scheme, neither the CA). One playbook, one block per check.
 (The whole role over TLS with ca_cert is run by the least-privilege test.)"""
 
 import uuid
@@ -40,7 +41,10 @@ def _checks(bao, tmp_path, ansible, report):
         ("validate_certs: false", dict(base, validate_certs=False), {}, "ok+warning"),
         ("VAULT_SKIP_VERIFY", base, {"VAULT_SKIP_VERIFY": "true"}, "ok+warning"),
         ("plain HTTP to the TLS port", dict(base, url=http_url), {},
-         "%s serves TLS; use an https:// URL (and ca_cert for its CA)" % bao.tls_url),
+         "%s serves TLS; use an https:// URL. The URL scheme is wrong" % bao.tls_url),
+        ("https to the plain HTTP port", dict(base, url="https://" + bao.http_url.split("//", 1)[1]), {},
+         "does not speak TLS: the server answered the TLS handshake in plain HTTP (OpenSSL: wrong version number). "
+         "The URL scheme is wrong, not the CA: use an http:// URL (%s)" % bao.http_url),
         ("ca_cert file missing", dict(base, ca_cert=str(tmp_path / "nope.pem")), {},
          "The CA certificate file '%s' (ca_cert or VAULT_CACERT) does not exist" % (tmp_path / "nope.pem")),
     ]
