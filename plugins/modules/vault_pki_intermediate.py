@@ -176,7 +176,7 @@ options:
       - The switch that replaces an intermediate whose subject, key type or key size differ from the request
         outside O(renew_before); without it such a run fails and writes nothing. Use it for one run; the next run
         without it, with the same values, changes nothing.
-      - The role M(meshpki.vault_ca.istio_vault_ca) sets it from C(istio_vault_ca_rotate)
+      - The role C(meshpki.vault_ca.istio_vault_ca) sets it from C(istio_vault_ca_rotate)
         (C(-e istio_vault_ca_rotate=true)).
     type: bool
     default: false
