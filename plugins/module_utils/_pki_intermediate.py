@@ -8,7 +8,10 @@ State lives in two places: the intermediate mount's **default issuer** (the cert
 reads from ``<mount>/cert/ca``) and the **latest version of the KV v2 secret** (the key istiod reads
 from ``<kv_mount>/data/<kv_path>``). The intermediate is healthy when the default issuer has the
 requested subject and key, is signed by the current root, is not inside ``renew_before``, and the KV
-key is its key. Otherwise one of these actions runs:
+key is its key. Otherwise one of these actions runs - except that a new subject or key alone never replaces an
+intermediate: that needs ``force`` (``guard``), like the root. When it must be replaced anyway (inside
+``renew_before``, expired, not signed by the current root, its key not in KV), the new one takes the new values.
+A ttl or max_path_length change alone is a note (``pending_changes``), never a replacement.
 
 ``issue``
     ``intermediate/generate/exported`` makes a new key; it goes straight into KV v2 with
@@ -60,6 +63,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import (
     MountTableCache,
     Subject,
     cert_pem,
+    cert_subject_pairs,
     csr_matches,
     diff_view,
     find_issuer,
@@ -83,6 +87,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import (
     set_default_issuer,
     signer_problem,
     split_pem_bundle,
+    subject_text,
     summary,
     vault_warnings,
 )
@@ -299,14 +304,28 @@ class IntermediateCA(object):
             return self.request.given_chain
         return current.chain_certs()[:1] if current is not None else []
 
-    def problems(self, current, stored, root, include_force=True):
-        """Why ``current`` (an Issuer or None) is not the intermediate asked for; [] when it is."""
+    def changes(self, cert):
+        """What the request changes on ``cert``: [{'what': 'subject'|'key', 'old', 'new', 'text'}], old -> new."""
+        req = self.request
+        found = []
+        if req.subject.difference(cert):
+            old, new = subject_text(cert_subject_pairs(cert)), req.subject.text
+            found.append(dict(what="subject", old=old, new=new, text="subject '%s' \u2192 '%s'" % (old, new)))
+        have = key_type_and_bits(cert)
+        if have != (req.key_type, req.key_bits):
+            old, new = key_text(*have), key_text(req.key_type, req.key_bits)
+            found.append(dict(what="key", old=old, new=new, text="key %s \u2192 %s" % (old, new)))
+        return found
+
+    def problems(self, current, stored, root, include_force=True, include_request=True):
+        """Why ``current`` (an Issuer or None) is not the intermediate asked for; [] when it is.
+        ``include_request=False``: only the reasons that need a new certificate whatever is asked for."""
         req = self.request
         if current is None:
             return ["'%s' has no intermediate CA yet (no default issuer)" % req.mount]
         cert = current.cert
         found = [text for text in (req.subject.difference(cert), key_difference(cert, req.key_type, req.key_bits))
-                 if text]
+                 if text] if include_request else []
         if not is_ca(cert):
             found.append("it is not a CA certificate")
         signers = self.signers(current, root)
@@ -328,6 +347,32 @@ class IntermediateCA(object):
         if include_force and req.force:
             found.append("force: true")
         return found
+
+    def guard(self, current, stored, root):
+        """A new subject or key alone never replaces an intermediate: that needs force (the role's
+        istio_vault_ca_rotate). When the intermediate must be replaced anyway (inside renew_before, expired, not
+        signed by the current root, its key not in KV, an interrupted rotation), the new one takes the requested
+        subject and key, with a warning. Raises before any write, in check mode too."""
+        req = self.request
+        changes = self.changes(current.cert)
+        if not changes or req.force:
+            return
+        text = ", ".join(change["text"] for change in changes)
+        due = self.problems(current, stored, root, include_force=False, include_request=False)
+        if due:
+            self.warnings.append("The intermediate of '%s' is replaced because %s; the new one also changes %s, as "
+                                 "requested." % (req.mount, "; ".join(due), text))
+            return
+        serial = cert_info(current.cert)["serial"]
+        raise MeshPkiError(
+            "The mount '%s' already has a different intermediate CA (default issuer %s, serial %s): %s. Replacing "
+            "the intermediate generates a new key and certificate for istiod, so it is never done silently (only a "
+            "renewal inside renew_before is automatic): set force: true once to generate a new key and certificate "
+            "with the new values (the old issuer stays in the mount, the old key stays in '%s' as version %d), set "
+            "the options back to what is in place, or use another mount. Nothing was changed."
+            % (req.mount, current.issuer_id, serial, text, req.kv_display, stored.secret.version),
+            guard=dict(mount=req.mount, issuer_id=current.issuer_id, serial=serial, changes=changes,
+                       kv=dict(mount=req.kv_mount, path=req.kv_path, version=stored.secret.version)))
 
     def chain_problem(self, current, root):
         """A sentence when Vault's chain for ``current`` lacks its issuer (cert/ca_chain incomplete)."""
@@ -599,6 +644,8 @@ class IntermediateCA(object):
 
         reasons = self.problems(current, stored, root)
         action = self.choose(current, stored, reasons)
+        if action in ("issue", "resume") and current is not None:
+            self.guard(current, stored, root)
         if action == "none":
             chain = self.chain_problem(current, root)
             if chain:

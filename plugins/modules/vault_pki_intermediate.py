@@ -23,7 +23,7 @@ description:
   - B(Idempotent) - nothing is written when the mount's default issuer has the requested subject, key type and
     size, is signed by the current root (its signature is checked against the CA of O(root_mount)), its public key
     is the key stored in KV, and it does not expire within O(renew_before). A change of O(ttl) or
-    O(max_path_length) alone does not re-issue; it is reported in RV(pending_changes).
+    O(max_path_length) alone does not re-issue and needs no switch; it is reported in RV(pending_changes).
   - B(Crash-safe) - the key is stored in KV B(before) the CSR is signed, with the Vault C(key_id) and the CSR
     beside it. When a run stops after that (permission denied on C(root/sign-intermediate), Vault restarted...),
     the next run finds a key no certificate uses yet and B(resumes) with it - an issuer Vault already made for it,
@@ -36,6 +36,19 @@ description:
   - B(Rotation) - when the intermediate expires within O(renew_before), or with O(force=true), a new key and
     certificate are issued. KV v2 keeps the old key as the previous version, the default issuer switches,
     RV(rotated) is true and RV(previous_serial) the old serial.
+  - B(Never replaced silently) - when the intermediate in place has another subject (O(common_name) and the other
+    subject options), key type or key size than requested, and is not due for renewal, the task B(fails) - in
+    check mode too, as a failure rather than C(changed) - naming the mount, the default issuer and serial, what
+    differs as old and new (C(subject 'CN=a' → 'CN=b', key RSA 2048 → EC 256)) and the switch, O(force=true).
+    Nothing is written. A variable forgotten on a later run (a default value instead of the one in place) is
+    refused the same way. Run once with O(force=true) to rotate to the new values; the next run without it
+    changes nothing. The failure result holds C(guard) (C(mount), C(issuer_id), C(serial), C(changes) - a list
+    of C(what), C(old), C(new), C(text) - and C(kv)).
+  - When the intermediate must be replaced anyway - inside O(renew_before), expired, not signed by the current
+    root, its key not in KV, or an interrupted rotation to finish - the new one takes the requested subject and
+    key without O(force), and a warning says what also changes.
+  - A change of O(ttl) or O(max_path_length) alone never replaces the intermediate and is not refused - it is
+    reported in RV(pending_changes) and applies to the next certificate, at the next renewal or with O(force=true).
   - B(External signing) (an offline root) - with O(signing=external) the key is stored and the CSR returned in
     RV(csr); a later call with O(certificate) (and O(ca_chain)) checks the certificate was issued for the stored
     key and completes set-signed and the default issuer.
@@ -160,6 +173,11 @@ options:
     description:
       - Issue a new key and certificate even when the current intermediate is what is asked for (every run
         with V(true) rotates). A stored key no certificate uses yet is used rather than a new one.
+      - The switch that replaces an intermediate whose subject, key type or key size differ from the request
+        outside O(renew_before); without it such a run fails and writes nothing. Use it for one run; the next run
+        without it, with the same values, changes nothing.
+      - The role C(meshpki.vault_ca.istio_vault_ca) sets it from C(istio_vault_ca_rotate)
+        (C(-e istio_vault_ca_rotate=true)).
     type: bool
     default: false
   signing:
@@ -234,11 +252,13 @@ EXAMPLES = r'''
       {{ intermediate.kv.mount }}/{{ intermediate.kv.path }} v{{ intermediate.kv.version }}"
 
 # Rotation: run it on a schedule; it rotates once the intermediate has less than 30 days left.
+# Keep the subject and key the intermediate has: a new common_name, key_type or key_bits alone fails
+# (outside renew_before), naming what differs and force.
 - name: Intermediate CA with rotation
   meshpki.vault_ca.vault_pki_intermediate:
     common_name: tetrate.io Intermediate Authority
-    key_type: ec
-    key_bits: 256
+    key_type: rsa
+    key_bits: 2048
     ttl: 2160h
     renew_before: 720h
     max_path_length: 0
@@ -248,6 +268,18 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "rotated {{ intermediate.previous_serial }} -> {{ intermediate.serial }}"
   when: intermediate.rotated
+
+# Move the RSA intermediate to EC now: force, for this one run (e.g. a variable set with -e). The next run
+# with key_type ec and without force changes nothing.
+- name: Rotate the intermediate to an EC P-256 key now
+  meshpki.vault_ca.vault_pki_intermediate:
+    common_name: tetrate.io Intermediate Authority
+    key_type: ec
+    key_bits: 256
+    ttl: 2160h
+    renew_before: 720h
+    max_path_length: 0
+    force: "{{ rotate_now | default(false) | bool }}"
 
 # External signing: the root is offline. The first call stores the key and returns the CSR; sign it with
 # your CA; the second call imports the certificate.

@@ -158,10 +158,11 @@ def test_the_whole_role_runs_with_only_the_shipped_policy(playbook, stage):
     assert again.rc == 0, again
     assert changed_tasks(again) == [], again
 
-    # a rotation with a new lifetime: tunes the intermediate mount, writes a new key version (update, not create)
+    # a rotation (istio_vault_ca_rotate: a new common name alone is refused) with a new lifetime: tunes the
+    # intermediate mount, writes a new key version (update, not create)
     mark = stage.bao.audit.mark()
     rotation = stage.run(playbook, istio_vault_ca_intermediate_common_name="tetrate.io Intermediate Authority 2",
-                         istio_vault_ca_intermediate_ttl="4000h")
+                         istio_vault_ca_intermediate_ttl="4000h", istio_vault_ca_rotate=True)
     assert rotation.rc == 0, rotation
     assert INTERMEDIATE_TASK in changed_tasks(rotation), rotation
     rotated = stage.requests_by([POLICY_NAME], since=mark)

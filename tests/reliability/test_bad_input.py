@@ -33,9 +33,11 @@ WRITE_OPS = ("create", "update", "delete")
 class Case(object):
     """One bad input. ``module`` is a module's short name or 'role'; ``expect`` the substring the error
     must contain (None: must succeed, unchanged); ``token`` 'case' (a token of its own), 'none' (the
-    args carry their own credentials) or a literal; ``conn`` the connection args (url, ca_cert...)."""
+    args carry their own credentials) or a literal; ``conn`` the connection args (url, ca_cert...); ``check``
+    runs the case in check mode (it must fail there too: a failure-to-be, not 'changed')."""
 
-    def __init__(self, cid, module, args, expect, why, env=None, token="case", conn="main"):
+    def __init__(self, cid, module, args, expect, why, env=None, token="case", conn="main", check=False):
+        self.check = check
         self.cid = cid
         self.module = module
         self.args = args
@@ -95,6 +97,8 @@ def _playbook(cases, connections, group):
             call = {"name": "case %s" % case.cid, "meshpki.vault_ca." + case.module: args}
         if case.env:
             call["environment"] = case.env
+        if case.check:
+            call["check_mode"] = True
         tasks.append({"name": "block %s" % case.cid, "block": [call], "rescue": [
             {"name": "failure %s" % case.cid, "ansible.builtin.debug": {"var": "ansible_failed_result"}}]})
     return [{"hosts": "localhost", "gather_facts": False, "connection": "local", "tasks": tasks}]
@@ -489,8 +493,32 @@ def test_role_bad_input(group, ansible, report):
         role_case("role-controlplane", {"istio_vault_ca_controlplane_name": "nothere"},
                   "Failed to read ControlPlane 'tsb/nothere' (install.tetrate.io/v1alpha1, resource "
                   "controlplanes.install.tetrate.io): not found", "ControlPlane missing"),
+        # issue 15: a new common name (or one forgotten) never replaces the intermediate without the switch
+        role_case("role-intermediate-cn", {"istio_vault_ca_intermediate_common_name": "renamed Intermediate"},
+                  "subject 'CN=tetrate.io Intermediate Authority' \u2192 'CN=renamed Intermediate' "
+                  "(istio_vault_ca_intermediate_common_name)", "new intermediate common name, no rotate"),
+        role_case("role-intermediate-cn-hint", {"istio_vault_ca_intermediate_common_name": "renamed Intermediate"},
+                  "to rotate now, run the playbook once with -e istio_vault_ca_rotate=true",
+                  "new intermediate common name: the switch is named"),
         role_case("role-unreachable", {"istio_vault_ca_vault": {"url": "http://127.0.0.1:%d" % free_port(),
                                                                 "token": "t-x", "retries": 0}},
                   "is unreachable", "Vault unreachable"),
+    ]
+    # the module on the intermediate the role made: a new subject, key type or size alone is refused
+    int_args = {"mount": "istioca", "root_mount": "pki", "kv_path": "istioca",
+                "common_name": "tetrate.io Intermediate Authority", "ttl": "4380h", "renew_before": "720h"}
+    switch = ". Replacing the intermediate generates a new key and certificate for istiod, so it is never done " \
+             "silently (only a renewal inside renew_before is automatic): set force: true once"
+    cases += [
+        Case("int-guard-cn", "vault_pki_intermediate", dict(int_args, common_name="other"),
+             "subject 'CN=tetrate.io Intermediate Authority' \u2192 'CN=other'" + switch,
+             "intermediate: new common name, no force"),
+        Case("int-guard-key-type", "vault_pki_intermediate", dict(int_args, key_type="ec"),
+             "key RSA 2048 \u2192 EC 256" + switch, "intermediate: new key type, no force"),
+        Case("int-guard-key-bits", "vault_pki_intermediate", dict(int_args, key_bits=4096),
+             "key RSA 2048 \u2192 RSA 4096" + switch, "intermediate: new key size, no force"),
+        Case("int-guard-check", "vault_pki_intermediate", dict(int_args, common_name="other"),
+             "subject 'CN=tetrate.io Intermediate Authority' \u2192 'CN=other'" + switch,
+             "intermediate: new common name, check mode (fails, not changed)", check=True),
     ]
     run_group("role", cases, {"main": {"url": bao.url, "_server": bao}}, group, ansible, report)

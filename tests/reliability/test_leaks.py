@@ -138,7 +138,7 @@ def test_role_leaks_no_secret(raw_bao, cluster, tmp_path, report):
     run("normal", base)
     rotated = dict(base, istio_vault_ca_intermediate_common_name="tetrate.io Intermediate Authority 2",
                    istio_vault_ca_k8s_token_reviewer={}, istio_vault_ca_k8s_token_reviewer_jwt=given_jwt)
-    rotation = run("-vvvv --diff, rotation", rotated, diff=True, verbosity=4)
+    rotation = run("-vvvv --diff, rotation", dict(rotated, istio_vault_ca_rotate=True), diff=True, verbosity=4)
     assert [r["status"] for r in rotation.results if r["action"].endswith("vault_pki_intermediate")] == ["changed"]
     with_token = dict(rotated, istio_vault_ca_vault={"url": proxy.url, "token": given_token})
     run("check mode --diff -vvvv, token auth", with_token, check=True, diff=True, verbosity=4)
@@ -207,7 +207,8 @@ def _runner(tmp_path, proxy, secrets_file, base, cluster):
     private = tmp_path / "runner"
     project = private / "project"
     project.mkdir(parents=True)
-    (project / "play.yml").write_text(yaml.safe_dump(role_play(dict(base, istio_vault_ca_k8s_token_reviewer={}))))
+    (project / "play.yml").write_text(yaml.safe_dump(role_play(dict(base, istio_vault_ca_k8s_token_reviewer={},
+                                                                      istio_vault_ca_rotate=True))))
     rundir = str(private)
     env = Ansible.env(rundir, str(private / "results.jsonl"))
     snapshots = TempSnapshots([env["ANSIBLE_LOCAL_TEMP"], env["ANSIBLE_REMOTE_TEMP"], env["TMPDIR"],
