@@ -192,8 +192,10 @@ def test_imported_root_istio_operator_defaults_and_diagnose_jwt(playbook, bao, a
     jwt = api.mint_sa_token("istio-system", "istiod-service-account")
     run = playbook([role_play(dict(values, istio_vault_ca_diagnose_jwt=jwt), tasks_from="diagnose")])
     assert run.rc == 0, run
-    report = "\n".join([r for r in run.results if r["task"].endswith("Report - one line per check")][-1]["result"]["msg"])
-    assert "login" in report.lower(), report
+    diagnosis = [r for r in run.results if "Look at Vault, the CA" in r["task"]][-1]["result"]
+    statuses = dict((check["name"], check["status"]) for check in diagnosis["checks"])
+    assert statuses["istiod_login"] == "ok" and statuses["bundle"] == "ok", diagnosis["report"]
+    assert diagnosis["healthy"] is True, diagnosis["report"]
 
 
 def test_every_other_variable_in_one_run(playbook, bao, api, tmp_path):
