@@ -22,8 +22,8 @@ description:
   - "Kubeconfig (when O(_input.kubeconfig_needed)): the file (the variable, else E(K8S_AUTH_KUBECONFIG), the first
     file of E(KUBECONFIG), C(~/.kube/config)) exists and is a kubeconfig, the context (the variable, else
     E(K8S_AUTH_CONTEXT), else C(current-context)) exists and names a cluster with a server."
-  - The files are read where the filter runs - the controller. The role M(meshpki.vault_ca.istio_vault_ca) runs its
-    modules there (C(connection: local)) and runs this check only then.
+  - The files are read where the filter runs - the controller. The role C(meshpki.vault_ca.istio_vault_ca) runs its
+    modules there (with C(connection=local)) and runs this check only then.
 options:
   _input:
     description: What to check.

@@ -17,7 +17,7 @@ description:
   - Takes the names of the defined variables that start with a role's prefix and returns one sentence per name that
     is in no entry point of the role's argument specs, is not private (prefix followed by C(_), for example
     C(istio_vault_ca__vault)) and is not in O(internal) - with the nearest known name when there is one.
-  - The role M(meshpki.vault_ca.istio_vault_ca) runs it as its first check, so that a typo such as
+  - The role C(meshpki.vault_ca.istio_vault_ca) runs it as its first check, so that a typo such as
     C(istio_vault_ca_manifest_pth) fails the play instead of silently switching the role from file mode to live mode.
 options:
   _input:
