@@ -181,7 +181,7 @@ def test_imported_root_istio_operator_defaults_and_diagnose_jwt(playbook, bao, a
     assert {"name": "AUTO_RELOAD_PLUGIN_CERTS", "value": "true"} in operator["env"]
     assert [d for d in docs if d["kind"] == "ControlPlane"][0] == embedded.SAMPLE_CONTROLPLANE
     summary = [r for r in run.results if r["task"].endswith(" : Summary")][-1]["result"]["msg"]
-    assert any("istio_operator (the one object of its kind) in " + manifest in line for line in summary), summary
+    assert any("istio_operator istio-system/installed-state in " + manifest in line for line in summary), summary
 
     live = dict(values, istio_vault_ca_manifest_path="", istio_vault_ca_controlplane_name="installed-state")
     run = playbook([role_play(live)])
