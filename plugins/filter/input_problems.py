@@ -20,7 +20,7 @@ description:
     C(..) or empty segment, no C(?), C(#), C(%), quotes, braces, backslashes, white space or control characters;
     C(name), C(field) and C(k8s_name) no C(/) at all.
   - C(subject) inputs may hold no control, bidi or other format characters; C(certificate) inputs no private key.
-  - The role C(meshpki.vault_ca.istio_vault_ca) runs it as its first task, so a bad variable fails the play
+  - The role P(meshpki.vault_ca.istio_vault_ca#role) runs it as its first task, so a bad variable fails the play
     before anything is sent to Vault or Kubernetes.
 options:
   _input:

@@ -120,7 +120,7 @@ options:
       - V(rules) creates nothing and writes nothing. It needs the task token to read C(sys/policies/acl/<name>)
         (else it fails saying so) and reads the four paths with the task's own token, so that the bundle is still
         checked as istiod would load it. With O(auth_role) it also checks that the role hands out the policy.
-        Use it for runs that changed nothing; the role C(meshpki.vault_ca.istio_vault_ca) does (see its variable
+        Use it for runs that changed nothing; the role P(meshpki.vault_ca.istio_vault_ca#role) does (see its variable
         C(istio_vault_ca_verify_token_probe)).
       - Note that the rules check is stricter than Vault on C(<mount>/cert/ca) and C(<mount>/cert/ca_chain), which
         Vault serves without authentication - the policy must still grant C(read) on them, as the policy this

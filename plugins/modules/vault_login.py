@@ -20,7 +20,7 @@ description:
     itself - no other permission is needed); an already invalid token (revoked, expired, used up) is not an
     error and reports no change.
   - Revoke every token you log in for, in an C(always:) section so that a failed play revokes it too - the role
-    C(meshpki.vault_ca.istio_vault_ca) does so with its own login, and never revokes a token it was given.
+    P(meshpki.vault_ca.istio_vault_ca#role) does so with its own login, and never revokes a token it was given.
   - The returned token is a secret. Set C(no_log) to true on the task that registers it - Ansible cannot hide a
     value a module returns.
 author:

@@ -486,9 +486,32 @@ def test_role_bad_input(group, ansible, report):
                   "(1.0 years) (its max_lease_ttl). The intermediate in place is fine, but its next rotation would "
                   "fail", "intermediate TTL above the root's (on a converged setup)"),
         role_case("role-rsa1024", {"istio_vault_ca_key_bits": 1024},
-                  "RSA keys for an Istio CA must have 2048, 3072 or 4096 bits", "RSA 1024"),
+                  "value of istio_vault_ca_key_bits must be one of: 256, 384, 2048, 3072, 4096, got: 1024", "RSA 1024"),
+        role_case("role-ec-2048", {"istio_vault_ca_key_type": "ec"},
+                  "istio_vault_ca_key_bits 2048 does not fit istio_vault_ca_key_type ec: use 256 or 384",
+                  "EC key type with the RSA default size"),
+        # typos: before issue 15 an unknown istio_vault_ca_* variable was silently ignored (a mistyped manifest
+        # path switched the role to live mode)
+        role_case("role-typo-manifest", {"istio_vault_ca_manifest_pth": "/tmp/controlplane.yaml"},
+                  "istio_vault_ca_manifest_pth is not a variable of this role - did you mean "
+                  "istio_vault_ca_manifest_path?", "typo of istio_vault_ca_manifest_path"),
+        role_case("role-typo-kv-path", {"istio_vault_ca_kvpath": "clusters/east"},
+                  "istio_vault_ca_kvpath is not a variable of this role - did you mean istio_vault_ca_kv_path?",
+                  "typo of istio_vault_ca_kv_path"),
+        role_case("role-typo-vault-key", {"istio_vault_ca_vault": {"url": bao.url, "tokn": "t-x"}},
+                  "istio_vault_ca_vault.tokn. Supported parameters include", "typo of a key of istio_vault_ca_vault"),
+        role_case("role-manifest-missing", {"istio_vault_ca_manifest_path": "/nonexistent/controlplane.yaml"},
+                  "istio_vault_ca_manifest_path: The manifest '/nonexistent/controlplane.yaml' does not exist",
+                  "manifest missing"),
+        role_case("role-helm-values-live", {"istio_vault_ca_target": "helm_values"},
+                  "istio_vault_ca_target helm_values needs istio_vault_ca_manifest_path", "helm_values without a file"),
+        role_case("role-extra-env-string", {"istio_vault_ca_extra_env": "AUTO_RELOAD_PLUGIN_CERTS=true"},
+                  "istio_vault_ca_extra_env must be a mapping of name to value", "extra_env as a string"),
+        role_case("role-root-bundle-no-key", {"istio_vault_ca_root_pem_bundle": GARBAGE_PEM},
+                  "istio_vault_ca_root_pem_bundle holds no private key", "imported root without its key"),
         role_case("role-context", {"istio_vault_ca_kube_context": "nope"},
-                  "Unknown context 'nope' in the kubeconfig '%s' (contexts: fake)" % fake.kubeconfig,
+                  "istio_vault_ca_kube_context: Unknown context 'nope' in the kubeconfig '%s' (contexts: fake)"
+                  % fake.kubeconfig,
                   "wrong kubeconfig context"),
         role_case("role-controlplane", {"istio_vault_ca_controlplane_name": "nothere"},
                   "Failed to read ControlPlane 'tsb/nothere' (install.tetrate.io/v1alpha1, resource "
