@@ -120,6 +120,29 @@ def _with_scheme(url, scheme):
     return "%s://%s" % (scheme, rest)
 
 
+def _speaks_tls(url, timeout=3):
+    """True when the server at ``url``'s host and port completes a TLS handshake (certificate not checked: the
+    question is only which protocol it speaks; nothing is sent after the handshake)."""
+    import socket
+    import ssl
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or 80
+    except ValueError:
+        return False
+    if not host:
+        return False
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with context.wrap_socket(sock, server_hostname=host):
+                return True
+    except (OSError, ValueError):
+        return False
+
+
 def describe_request_error(exc, action, path, capability, conn, seal_status=None):
     """Return a MeshPkiError for an exception raised by a request to Vault.
 
@@ -144,7 +167,15 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
             "%s: TLS verification of %s failed using %s (%s). Pass the CA that signed Vault's certificate "
             "with ca_cert (or VAULT_CACERT), or set validate_certs: false for a test server only."
             % (target, url, ca, exc))
-    if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.Timeout)):
+    if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.ChunkedEncodingError)) \
+            and url.startswith("http://") and _speaks_tls(url):
+        # A TLS listener answers a plain-HTTP request with a 400 and closes; a request with a body (a login) may
+        # see the connection reset before that answer. A TLS handshake (no request, no credential) tells.
+        return MeshPkiError("%s: %s serves TLS; use an https:// URL. The URL scheme is wrong: url (or VAULT_ADDR) "
+                            "is %s - change http:// to https://." % (target, _with_scheme(url, "https"), url),
+                            status=400)
+    if req_exc is not None and isinstance(exc, (req_exc.ConnectionError, req_exc.Timeout,
+                                                req_exc.ChunkedEncodingError)):
         hint = ""
         if "Connection aborted" in str(exc) or "RemoteDisconnected" in str(exc) or "BadStatusLine" in str(exc):
             hint = (" The connection was closed without an answer: if the server speaks TLS, use an https:// URL; if "
