@@ -20,14 +20,18 @@ description:
     C(..) or empty segment, no C(?), C(#), C(%), quotes, braces, backslashes, white space or control characters;
     C(name), C(field) and C(k8s_name) no C(/) at all.
   - C(subject) inputs may hold no control, bidi or other format characters; C(certificate) inputs no private key.
+  - C(duration) inputs are positive durations (V(8760h), V(30m), seconds); with C(shorter_than) or C(at_most)
+    (another input's C(name) and C(value)) they are compared with it. C(url) inputs are C(http(s\)://) URLs,
+    C(volume_path) an absolute directory apart from C(/etc/cacerts), C(annotation_prefix) a DNS subdomain.
   - The role P(meshpki.vault_ca.istio_vault_ca#role) runs it as its first task, so a bad variable fails the play
     before anything is sent to Vault or Kubernetes.
 options:
   _input:
     description:
       - The inputs, each a dictionary with C(name) (shown in the message), C(value), C(kind) (one of V(mount),
-        V(path), V(name), V(field), V(namespace), V(k8s_name), V(subject), V(certificate)) and optionally
-        C(required) (an empty or missing value is a problem; otherwise it is skipped).
+        V(path), V(name), V(field), V(namespace), V(k8s_name), V(subject), V(certificate), V(duration), V(url),
+        V(volume_path), V(annotation_prefix)) and optionally C(required) (an empty or missing value is a problem;
+        otherwise it is skipped), and for durations C(shorter_than) or C(at_most).
     type: list
     elements: dict
     required: true
@@ -53,24 +57,72 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._durations import to_seconds
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+    InjectorError,
+    normalize_prefix,
+    normalize_secret_volume_path,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import KINDS, check_path, check_subject
 
-OTHER_KINDS = ("subject", "certificate")
+OTHER_KINDS = ("subject", "certificate", "duration", "url", "volume_path", "annotation_prefix")
 
 
-def _problem(name, value, kind):
+def _duration(name, value, entry):
+    """A positive duration; with ``shorter_than`` / ``at_most`` ({name, value}) compared with another one."""
+    try:
+        seconds = to_seconds(value, name)
+    except ValueError as e:
+        return "%s (nothing was sent)." % str(e).rstrip(".")
+    if seconds <= 0:
+        return "%s must be longer than 0 (nothing was sent)." % name
+    for key, ok, words in (("shorter_than", lambda a, b: a < b, "shorter than"),
+                           ("at_most", lambda a, b: a <= b, "at most")):
+        other = entry.get(key)
+        if not other or other.get("value") in (None, ""):
+            continue
+        try:
+            limit = to_seconds(other["value"], other["name"])
+        except ValueError:
+            continue  # reported on its own entry
+        if not ok(seconds, limit):
+            return ("%s %s must be %s %s %s (nothing was sent)."
+                    % (name, value, words, other["name"], other["value"]))
+    return None
+
+
+def _problem(name, value, kind, entry):
     if kind == "certificate":
         if "PRIVATE KEY-----" in str(value):
             return "%s contains a private key; pass only certificates (nothing was sent)." % name
         return None
+    if kind == "duration":
+        return _duration(name, value, entry)
+    if kind == "url":
+        text = str(value)
+        host = text.split("://", 1)[-1].split("/", 1)[0]
+        if not text.startswith(("https://", "http://")) or not host or any(c.isspace() for c in text):
+            return ("%s %r is not a URL: use the API server's address such as https://kubernetes.example:6443 "
+                    "(nothing was sent)." % (name, text))
+        return None
     try:
         if kind == "subject":
             check_subject(name, value)
+        elif kind == "volume_path":
+            normalize_secret_volume_path(value)
+        elif kind == "annotation_prefix":
+            normalize_prefix(value)
         else:
             check_path(name, value, kind)
     except MeshPkiError as e:
         return str(e)
+    except InjectorError as e:
+        text = str(e)
+        for option in ("secret_volume_path", "prefix"):
+            if text.startswith(option + " "):
+                text = name + text[len(option):]
+        return "%s (nothing was sent)." % text.rstrip(".")
     return None
 
 
@@ -90,7 +142,7 @@ def input_problems(inputs):
             if entry.get("required"):
                 problems.append("%s is empty and must be set (nothing was sent)." % name)
             continue
-        problem = _problem(name, value, kind)
+        problem = _problem(name, value, kind, entry)
         if problem:
             problems.append(problem)
     return problems

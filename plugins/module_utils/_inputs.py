@@ -96,7 +96,7 @@ def path_problem(value, kind):
     if not text:
         return "it is empty"
     if not slashes and "/" in text:
-        return "it holds '/', and a %s is one path segment" % label.split(" (")[0]
+        return "it holds '/', and %s is one path segment" % label.split(" (")[0]
     for segment in text.split("/"):
         if segment == "":
             return "it holds an empty segment ('//')"

@@ -192,7 +192,9 @@ class RootCA(object):
                 "root breaks trust for every workload of the mesh, so it is never done silently: set force: true "
                 "to %s (the old issuer stays in the mount), or use another mount. Nothing was changed."
                 % (req.mount, current.issuer_id, cert_info(current.cert)["serial"], "; ".join(differences),
-                   "generate a new root" if req.mode == "generate" else "import this one as the default issuer"))
+                   "generate a new root" if req.mode == "generate" else "import this one as the default issuer"),
+                guard=dict(mount=req.mount, issuer_id=current.issuer_id, serial=cert_info(current.cert)["serial"],
+                           differences=list(differences)))
         return ("replace" if req.mode == "generate" else "import"), differences
 
     # -- apply -------------------------------------------------------------------------------------

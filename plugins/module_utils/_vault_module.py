@@ -65,13 +65,6 @@ class GuardedModule(AnsibleModule):
                                "task's output and nothing was sent to Vault or Kubernetes. A private key belongs "
                                "only in an option that is marked no_log (e.g. pem_bundle)." % ", ".join(options),
                            options=options)
-        kept = kept_module_file(self._keep_remote_files, self._tmpdir)
-        if kept:
-            self.warn("ANSIBLE_KEEP_REMOTE_FILES is on, which also turns pipelining off: this module's arguments, "
-                      "credentials included (token, secret_id, password, JWT), stay on disk in %s. Unset "
-                      "ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) for any run that handles "
-                      "credentials, keep pipelining on (the role does by default), and delete that file."
-                      % ", ".join(kept))
         try:
             check_path_options(self.params, path_options or {})
         except MeshPkiError as e:
@@ -90,10 +83,25 @@ class GuardedModule(AnsibleModule):
         self._mask_private_keys()
         super(GuardedModule, self)._log_invocation()
 
+    def _warn_kept_file(self):
+        """Once per run, at its exit (also an exit on failed argument validation, before __init__ returns)."""
+        if getattr(self, "_kept_file_warned", False):
+            return
+        self._kept_file_warned = True
+        kept = kept_module_file(getattr(self, "_keep_remote_files", False), getattr(self, "_tmpdir", None))
+        if kept:
+            self.warn("ANSIBLE_KEEP_REMOTE_FILES is on, which also turns pipelining off: this module's arguments, "
+                      "credentials included (token, secret_id, password, JWT), stay on disk in %s. Unset "
+                      "ANSIBLE_KEEP_REMOTE_FILES (keep_remote_files in ansible.cfg) for any run that handles "
+                      "credentials, keep pipelining on (the role does by default), and delete that file."
+                      % ", ".join(kept))
+
     def _return_formatted(self, kwargs):
-        # Also an exit before the checks above (a failed argument validation) masks a pasted key.
+        # Also an exit before the checks above (a failed argument validation) masks a pasted key and warns
+        # about a kept module file.
         if getattr(self, "argument_spec", None) is not None:
             self._mask_private_keys()
+        self._warn_kept_file()
         super(GuardedModule, self)._return_formatted(kwargs)
 
     def fail_from(self, error):

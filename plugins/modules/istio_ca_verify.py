@@ -555,7 +555,7 @@ def main():
         hvac_required=False,
         path_options={"vault_paths.intermediate_mount": "mount", "vault_paths.root_mount": "mount",
                       "vault_paths.kv_mount": "mount", "vault_paths.kv_path": "path", "vault_paths.kv_field": "field",
-                      "read_with_policy": "name"},
+                      "read_with_policy": "name", "auth_role.mount": "mount", "auth_role.name": "name"},
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)

@@ -70,6 +70,19 @@ def test_keep_remote_files_warns_and_names_the_file(playbook, bao, tmp_path, pip
         assert "AnsiballZ_" in warnings and str(remote) in warnings, (name, warnings)
 
 
+def test_keep_remote_files_warns_also_when_the_arguments_are_refused(playbook, bao, tmp_path):
+    """A task whose arguments fail Ansible's own checks still leaves its file (and the token in it) behind."""
+    remote = tmp_path / "remote-tmp"
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "tasks": [{"name": "no policy text", "ignore_errors": True,
+                        "meshpki.vault_ca.vault_policy": {"url": bao.url, "token": bao.token, "name": "p"}}]}]
+    run = playbook(play, env={"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TEMP": str(remote)})
+    result = run.task("no policy text")
+    assert result["status"] == "failed" and "missing" in result["result"]["msg"], result
+    warnings = " ".join(result["result"].get("warnings") or [])
+    assert "ANSIBLE_KEEP_REMOTE_FILES is on" in warnings and "AnsiballZ_vault_policy.py" in warnings, result
+
+
 @pytest.mark.parametrize("pipelining", ["0", "1"])
 def test_without_keep_remote_files_there_is_no_warning(playbook, bao, tmp_path, pipelining):
     run = playbook(_kept_play(bao), env={"ANSIBLE_KEEP_REMOTE_FILES": "0", "ANSIBLE_PIPELINING": pipelining,

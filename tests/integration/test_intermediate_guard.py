@@ -213,6 +213,26 @@ def _intermediate(run, mount):
     return run.task("meshpki.vault_ca.istio_vault_ca : Ensure the Istio intermediate CA in " + mount)
 
 
+def test_role_names_its_variables_when_the_root_differs_and_rotate_does_not_replace_it(bao, playbook, cluster,
+                                                                                       tmp_path):
+    """A new key type/size (which the role applies to the root too) or root common name: the root task refuses in
+    the role's words - the variables, that istio_vault_ca_rotate is for the intermediate only - and nothing is
+    written, also with -e istio_vault_ca_rotate=true."""
+    values = _role_vars(bao, cluster, tmp_path)
+    first = playbook(_role_play(values))
+    assert first.rc == 0, first
+    for changed in ({"istio_vault_ca_key_type": "ec", "istio_vault_ca_key_bits": 256},
+                    {"istio_vault_ca_root_common_name": "other.example"}):
+        for extra in ((), ("-e", "istio_vault_ca_rotate=true")):
+            mark = bao.audit.mark()
+            refused = playbook(_role_play(dict(values, **changed)), extra_args=extra)
+            assert refused.rc != 0, refused
+            msg = [r for r in refused.results if r["status"] == "failed"][-1]["result"]["msg"]
+            assert "already has a different root CA" in msg and "istio_vault_ca_key_type" in msg, msg
+            assert "istio_vault_ca_rotate rotates the intermediate only" in msg and "Nothing was changed." in msg, msg
+            assert bao.audit.writes(since=mark) == [], (changed, extra)
+
+
 def test_role_refuses_a_new_common_name_until_rotate_then_converges(bao, playbook, cluster, tmp_path):
     values = _role_vars(bao, cluster, tmp_path)
     mount, kv_path = values["istio_vault_ca_intermediate_mount"], values["istio_vault_ca_kv_path"]

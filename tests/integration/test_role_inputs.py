@@ -126,6 +126,20 @@ BAD = [
      ["istio_vault_ca_root_pem_bundle holds no private key"]),
     ("vault-unknown-key", {"istio_vault_ca_vault": {"url": "http://127.0.0.1:1", "tokn": "x"}},
      ["istio_vault_ca_vault", "tokn"]),
+    # Durations, URLs, the volume path and the annotation prefix, each named as the role variable (these were found
+    # only by the modules, after the first writes, in their words: "ttl '1y' is not a duration").
+    ("durations", {"istio_vault_ca_root_ttl": "1y", "istio_vault_ca_token_period": "-5h",
+                   "istio_vault_ca_renew_before": "4400h"},
+     ["istio_vault_ca_root_ttl '1y' is not a duration", "istio_vault_ca_token_period '-5h' is not a duration",
+      "istio_vault_ca_renew_before 4400h must be shorter than istio_vault_ca_intermediate_ttl 4380h"]),
+    ("intermediate-outlives-root", {"istio_vault_ca_intermediate_ttl": "9000h"},
+     ["istio_vault_ca_intermediate_ttl 9000h must be at most istio_vault_ca_root_ttl 8760h"]),
+    ("k8s-host-not-a-url", {"istio_vault_ca_k8s_host": "not a url"},
+     ["istio_vault_ca_k8s_host 'not a url' is not a URL"]),
+    ("volume-path-relative", {"istio_vault_ca_secret_volume_path": "relative/path"},
+     ["istio_vault_ca_secret_volume_path 'relative/path' must be an absolute path"]),
+    ("annotation-prefix", {"istio_vault_ca_annotation_prefix": "Vault_X"},
+     ["istio_vault_ca_annotation_prefix 'Vault_X' is not a valid annotation prefix"]),
 ]
 
 
