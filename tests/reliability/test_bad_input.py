@@ -482,9 +482,8 @@ def test_role_bad_input(group, ansible, report):
                   "value of istio_vault_ca_target must be one of: tsb_controlplane, istio_operator, helm_values",
                   "unknown target"),
         role_case("role-ttl-above-root", {"istio_vault_ca_intermediate_ttl": "9000h"},
-                  "ttl 9000h (1.0 years) does not fit under the root: the root mount 'pki' signs for at most 8760h "
-                  "(1.0 years) (its max_lease_ttl). The intermediate in place is fine, but its next rotation would "
-                  "fail", "intermediate TTL above the root's (on a converged setup)"),
+                  "istio_vault_ca_intermediate_ttl 9000h must be at most istio_vault_ca_root_ttl 8760h (nothing was "
+                  "sent)", "intermediate TTL above the root's (on a converged setup): the role's first checks"),
         role_case("role-rsa1024", {"istio_vault_ca_key_bits": 1024},
                   "value of istio_vault_ca_key_bits must be one of: 256, 384, 2048, 3072, 4096, got: 1024", "RSA 1024"),
         role_case("role-ec-2048", {"istio_vault_ca_key_type": "ec"},

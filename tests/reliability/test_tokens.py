@@ -2,7 +2,8 @@
 writes nothing to Vault (verification on, so no token is minted for it).
 
 Two clusters (inventory group istio_clusters, as the main playbook runs them) log in once with AppRole:
-- run 1: a fresh estate, one cluster fails half-way (its manifest directory does not exist) after the login
+- run 1: a fresh estate, one cluster fails half-way (its manifest holds a ControlPlane whose spec.components is not a
+  mapping: the role's first checks accept it, the annotation task cannot use it) after the login
   and after each cluster's verification minted its probe token;
 - run 2: the same, repaired;
 - run 3: the no-change re-run, with a token the user passes in (token auth: used as given, never revoked).
@@ -86,7 +87,10 @@ def test_tokens_created_are_revoked_and_a_no_change_run_writes_nothing(tmp_path,
     plays = role_play(dict(shared, istio_vault_ca_vault=login), hosts="istio_clusters")
     start = bao.audit.mark()
 
-    broken = _inventory(tmp_path, dict(manifests, west=str(tmp_path / "missing" / "controlplane.yaml")))
+    unusable = dict(cluster.controlplane(), spec={"components": "not a mapping"})
+    with open(str(tmp_path / "unusable.yaml"), "w") as f:
+        yaml.safe_dump(unusable, f)
+    broken = _inventory(tmp_path, dict(manifests, west=str(tmp_path / "unusable.yaml")))
     first = ansible.run(plays, inventory=broken)
     second = ansible.run(plays, inventory=_inventory(tmp_path, manifests))
     created = _created(bao, start)
