@@ -22,7 +22,7 @@ help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-50 clusters (~17 min)"
-	@echo "make reliability - faults, concurrency, Vault HA, bad input, leaks, least privilege, TLS (~10 min)"
+	@echo "make reliability - faults, concurrency, HA, bad input, leaks, privilege, TLS, traversal, redirects (~22 min)"
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
