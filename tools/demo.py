@@ -97,8 +97,8 @@ def run(args, env, check=True, log=None):
             print("  " + line)
         if path:
             print("  full output: %s" % path)
-        raise SystemExit("demo: %s failed (exit %d)" % (os.path.basename(args[1]) if len(args) > 1 else args[0],
-                                                       proc.returncode))
+        name = os.path.basename(args[1]) if len(args) > 1 else args[0]
+        raise SystemExit("demo: %s failed (exit %d)" % (name, proc.returncode))
     return proc
 
 

@@ -126,7 +126,7 @@ def role_file_problems(inputs):
         try:
             cluster_entry(params)
         except MeshPkiError as e:
-            which = names["context"] if "context" in str(e).split("'")[0].lower() else names["kubeconfig"]
+            which = names["context"] if "context" in str(e).split("'", maxsplit=1)[0].lower() else names["kubeconfig"]
             problems.append("%s: %s (nothing was sent)" % (which, _say(str(e), names)))
     return problems
 

@@ -7,7 +7,9 @@ Kubernetes API, run with ansible-playbook --check."""
 import re
 
 import pytest
-from test_tokens import cluster, role_play, role_vars  # noqa: F401 (cluster is a fixture)
+
+# cluster is a fixture, used by name
+from test_tokens import cluster, role_play, role_vars  # noqa: F401 pylint: disable=unused-import
 
 from harness.openbao import OpenBaoServer
 

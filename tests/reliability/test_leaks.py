@@ -207,8 +207,8 @@ def _runner(tmp_path, proxy, secrets_file, base, cluster):
     private = tmp_path / "runner"
     project = private / "project"
     project.mkdir(parents=True)
-    (project / "play.yml").write_text(yaml.safe_dump(role_play(dict(base, istio_vault_ca_k8s_token_reviewer={},
-                                                                      istio_vault_ca_rotate=True))))
+    rotate_vars = dict(base, istio_vault_ca_k8s_token_reviewer={}, istio_vault_ca_rotate=True)
+    (project / "play.yml").write_text(yaml.safe_dump(role_play(rotate_vars)))
     rundir = str(private)
     env = Ansible.env(rundir, str(private / "results.jsonl"))
     snapshots = TempSnapshots([env["ANSIBLE_LOCAL_TEMP"], env["ANSIBLE_REMOTE_TEMP"], env["TMPDIR"],

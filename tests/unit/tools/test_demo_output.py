@@ -41,7 +41,7 @@ def _playbook_stdout(failing=False):
     out += _task("Ensure the root CA in pki", "changed",
                  "--- before: pki\n+++ after: pki\n@@ -1 +1,3 @@\n-{}\n" + "".join(
                      "+" + line + "\n" for line in json.dumps({"common_name": "tetrate.io", "ttl": "8760h"},
-                                                               indent=4).splitlines()) + "\n")
+                                                              indent=4).splitlines()) + "\n")
     out += _task("Ensure Kubernetes auth at kubernetes", "changed",
                  "--- before: auth/kubernetes/config\n+++ after\n" + "".join("+" + line + "\n" for line in
                                                                              diff.splitlines()) + "\n")
