@@ -64,7 +64,12 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     normalize_prefix,
     normalize_secret_volume_path,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import KINDS, check_path, check_subject
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import (
+    KINDS,
+    check_kubernetes_host,
+    check_path,
+    check_subject,
+)
 
 OTHER_KINDS = ("subject", "certificate", "duration", "url", "volume_path", "annotation_prefix")
 
@@ -99,15 +104,10 @@ def _problem(name, value, kind, entry):
         return None
     if kind == "duration":
         return _duration(name, value, entry)
-    if kind == "url":
-        text = str(value)
-        host = text.split("://", 1)[-1].split("/", 1)[0]
-        if not text.startswith(("https://", "http://")) or not host or any(c.isspace() for c in text):
-            return ("%s %r is not a URL: use the API server's address such as https://kubernetes.example:6443 "
-                    "(nothing was sent)." % (name, text))
-        return None
     try:
-        if kind == "subject":
+        if kind == "url":
+            check_kubernetes_host(name, str(value), outcome="nothing was sent")
+        elif kind == "subject":
             check_subject(name, value)
         elif kind == "volume_path":
             normalize_secret_volume_path(value)

@@ -24,13 +24,9 @@ import glob
 import os
 import re
 import unicodedata
+from urllib.parse import quote, urlsplit
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-
-try:
-    from urllib.parse import quote
-except ImportError:  # Python 2 (ansible-test's compile check only)
-    from urllib import quote  # noqa: F401
 
 # What each kind of path-forming option is, for the error message, and whether it may hold '/'.
 KINDS = {
@@ -219,6 +215,24 @@ def check_subject(option, value):
                 % (option, shown(value), "control" if category == "Cc" else "invisible or format", ord(ch)),
                 option=option)
     return value
+
+
+def check_kubernetes_host(option, host, outcome="nothing was changed"):
+    """Vault stores any string as kubernetes_host and only fails at each login: MeshPkiError naming ``option`` for
+    what is not an http(s) URL with a host (and a numeric port, if any)."""
+    if host is None:
+        return
+    parts = urlsplit(host.strip())
+    try:
+        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError when it is not a number
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("https", "http") or not parts.hostname or not port_ok or \
+            any(ch.isspace() for ch in host.strip()):
+        raise MeshPkiError("%s '%s' is not a URL: Vault posts TokenReviews to "
+                           "<kubernetes_host>/apis/authentication.k8s.io/v1/tokenreviews, so give the API server's "
+                           "address, for example https://kubernetes.default.svc or https://203.0.113.10:6443 "
+                           "(%s)." % (option, host, outcome), option=option)
 
 
 def kept_module_file(keep_remote_files, tmpdir):

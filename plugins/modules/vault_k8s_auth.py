@@ -289,9 +289,8 @@ token_reviewer:
       sample: [created ServiceAccount vault/vault-token-reviewer]
 '''
 
-from urllib.parse import urlsplit
-
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_kubernetes_host
 from ansible_collections.meshpki.vault_ca.plugins.module_utils._k8s_auth import (
     BASE_CONFIG_FIELDS,
     CA_LABELS,
@@ -350,7 +349,7 @@ def user_config(module):
         elif ca is None and entry["insecure"]:
             module.warn("The cluster of context '%s' skips TLS verification and has no CA; Vault cannot skip it. "
                         "Set kubernetes_ca_cert to the API server's CA." % entry["context"])
-    check_host(host)
+    check_kubernetes_host("kubernetes_host", host)
     pem_keys = None
     if p["pem_keys"] is not None:
         pem_keys = [load_pem_option(v, "pem_keys[%d]" % i, PEM_KEY_LABELS) for i, v in enumerate(p["pem_keys"])]
@@ -358,22 +357,6 @@ def user_config(module):
                   disable_local_ca_jwt=p["disable_local_ca_jwt"], issuer=p["issuer"],
                   use_annotations_as_alias_metadata=p["use_annotations_as_alias_metadata"])
     return dict((k, v) for k, v in config.items() if v is not None)
-
-
-def check_host(host):
-    """Vault stores any string as kubernetes_host and only fails at each login: refuse what is not a URL."""
-    if host is None:
-        return
-    parts = urlsplit(host.strip())
-    try:
-        port_ok = parts.port is None or parts.port > 0  # .port raises ValueError when it is not a number
-    except ValueError:
-        port_ok = False
-    if parts.scheme not in ("https", "http") or not parts.hostname or not port_ok:
-        raise MeshPkiError("kubernetes_host '%s' is not a URL: Vault posts TokenReviews to "
-                           "<kubernetes_host>/apis/authentication.k8s.io/v1/tokenreviews, so give the API server's "
-                           "address, for example https://kubernetes.default.svc or https://203.0.113.10:6443 "
-                           "(nothing was changed)." % host)
 
 
 def config_data(client, path):
