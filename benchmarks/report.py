@@ -556,8 +556,9 @@ def build(data, plot_name="scale.png"):
     if kube:
         saved = sum(imports[k]["kubernetes"] for k in kube)
         w("- **Import the Kubernetes client only when a module talks to Kubernetes**: %s load it at start (%.2f s "
-          "per cluster in all, %.0f%% of their import time) and do not use it here. `_kube_client.py`, "
-          "`_k8s_auth.py` and `_controlplane.py` import `kubernetes` at module level; importing it inside the "
+          "per cluster in all, %.0f%% of their import time) and do not use it here. `kubernetes/client.py`, "
+          "`kubernetes/auth_config.py` and `istio/controlplane.py` import `kubernetes` at module level; importing it "
+          "inside the "
           "functions that build an API client (and testing for `ApiException` by attribute) removes that cost from "
           "every Vault-only and file-mode call."
           % (", ".join("`%s`" % k for k in kube), saved, 100.0 * saved / sum(imports[k]["total"] for k in kube)))

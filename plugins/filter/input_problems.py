@@ -57,19 +57,15 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._durations import to_seconds
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host, check_subject
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
     InjectorError,
     normalize_prefix,
     normalize_secret_volume_path,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import (
-    KINDS,
-    check_kubernetes_host,
-    check_path,
-    check_subject,
-)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_seconds
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.paths import KINDS, check_path
 
 OTHER_KINDS = ("subject", "certificate", "duration", "url", "volume_path", "annotation_prefix")
 

@@ -54,7 +54,7 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import InjectorError, vault_paths_read
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import InjectorError, vault_paths_read
 
 
 def istio_ca_policy_rules(intermediate_mount, root_mount="pki", kv_mount="secret", kv_path="istioca"):

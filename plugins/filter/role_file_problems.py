@@ -78,9 +78,10 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import TARGETS, Manifest
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import cluster_entry
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import TARGETS
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import Manifest
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import cluster_entry
 
 NAMES = dict(manifest_path="manifest_path", target="target", name="name", namespace="namespace",
              kubeconfig="kubeconfig", context="context")

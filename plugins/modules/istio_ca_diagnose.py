@@ -300,20 +300,18 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError, describe_request_error
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import verify_bundle
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
     KNOWN_PREFIXES,
-    MAX_MANIFEST_SIZE,
     TARGETS,
-    Manifest,
     apply_present,
     current_injection,
     custom_objects_api,
     describe_object,
     desired_state,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._durations import to_seconds
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError, describe_request_error
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
     AGENT_READS,
     BUNDLE_FILES,
     InjectorError,
@@ -321,27 +319,28 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     render_like_the_agent,
     vault_paths_read,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-    BundleError,
-    cert_info,
-    load_private_key,
-    public_key_matches,
-    signature_error,
-    verify_bundle,
-)
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import MAX_MANIFEST_SIZE, Manifest
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
     KUBE_ARGSPEC,
     api_client,
     describe_api_error,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kv2 import read_secret
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import read_auth_method, read_secrets_engine
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import read_default_issuer
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import PolicyParseError, canonical_policy
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import HAS_HVAC, VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import HAS_HVAC, VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import read_default_issuer
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
+    PemError,
+    cert_info,
+    load_private_key,
+    public_key_matches,
+    signature_error,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_seconds
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import read_secret
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import read_auth_method, read_secrets_engine
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import PolicyParseError, canonical_policy
 
 try:
     from kubernetes.client import CoreV1Api
@@ -601,7 +600,7 @@ class Diagnosis(object):
             return
         try:
             key = load_private_key(pem)
-        except BundleError as e:
+        except PemError as e:
             self.found.problem("intermediate_key", "%s (version %d) is not a usable private key: %s." % (
                 where, secret.version, e))
             return
@@ -785,7 +784,7 @@ class Diagnosis(object):
         try:
             report = verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"],
                                    texts["root-cert.pem"])
-        except BundleError as e:
+        except PemError as e:
             self.found.problem("bundle", "cannot verify the bundle: %s." % e)
             return
         failed = [check for check in report["checks"] if not check["passed"] and not check.get("skipped")]

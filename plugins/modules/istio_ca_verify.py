@@ -293,8 +293,9 @@ policy_rules:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import read_bundle_dir, verify_bundle
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
     AGENT_READS,
     BUNDLE_FILES,
     InjectorError,
@@ -302,20 +303,18 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import 
     normalize_vault_path,
     render_like_the_agent,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    BundleError,
-    read_bundle_dir,
-    verify_bundle,
+    PemError,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import (
     PolicyParseError,
     canonical_policy,
     grants,
     merge_policies,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
 
 PEM_OPTIONS = dict((("ca-cert.pem", "ca_cert_pem"), ("ca-key.pem", "ca_key_pem"),
                     ("cert-chain.pem", "cert_chain_pem"), ("root-cert.pem", "root_cert_pem")))
@@ -482,7 +481,7 @@ def gather(module):
     if params["path"]:
         try:
             texts, names = read_bundle_dir(params["path"])
-        except BundleError as e:
+        except PemError as e:
             raise MeshPkiError("Cannot read the CA bundle: %s." % e)
         sources = dict((name, "%s/%s" % (params["path"].rstrip("/"), name) if texts[name] is not None
                         else "%s/%s (missing)" % (params["path"].rstrip("/"), name)) for name in BUNDLE_FILES)
@@ -524,7 +523,7 @@ def run_module(module):
     try:
         report = verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"],
                                texts["root-cert.pem"], file_names=names)
-    except BundleError as e:
+    except PemError as e:
         raise MeshPkiError("Cannot verify the CA bundle from %s: %s." % (description, e))
     checks = list(report["checks"])
     if module.params["min_days_left"] is not None:

@@ -396,24 +396,26 @@ object:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
-    HAS_YAML,
-    MAX_MANIFEST_SIZE,
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
     TARGETS,
-    YAML_IMPORT_ERROR,
-    Manifest,
     api_version,
     apply_absent,
     apply_present,
     custom_objects_api,
     desired_state,
-    dump_yaml,
     reconcile_live,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import (
+    HAS_YAML,
+    MAX_MANIFEST_SIZE,
+    YAML_IMPORT_ERROR,
+    Manifest,
+    dump_yaml,
     write_file,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import KUBE_ARGSPEC
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import GuardedModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import KUBE_ARGSPEC
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import GuardedModule
 
 ARGUMENT_SPEC = dict(
     target=dict(type="str", choices=["tsb_controlplane", "istio_operator", "helm_values"],

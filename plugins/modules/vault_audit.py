@@ -79,8 +79,8 @@ device:
   sample: {type: file, options: {file_path: /vault/vault-audit.log}}
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
 
 
 def _normalise(entry):

@@ -289,31 +289,33 @@ token_reviewer:
       sample: [created ServiceAccount vault/vault-token-reviewer]
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import check_kubernetes_host
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._k8s_auth import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import (
     BASE_CONFIG_FIELDS,
     CA_LABELS,
-    CHECK_MODE_JWT,
     JWT_SET,
     PEM_KEY_LABELS,
-    TokenReviewer,
     config_differences,
     desired_config,
     load_pem_option,
     pem_identity,
     refuse_unknown,
     reviewer_jwt_plan,
-    reviewer_names,
     unknown_fields,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
     KUBE_ARGSPEC,
     api_client,
     cluster_entry,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import ensure_auth_method, read_auth_method
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_reviewer import (
+    CHECK_MODE_JWT,
+    TokenReviewer,
+    reviewer_names,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_auth_method, read_auth_method
 
 METHOD = "kubernetes"
 JWT_PLACEHOLDER = "(new value written, not shown)"

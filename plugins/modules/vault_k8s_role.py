@@ -180,8 +180,8 @@ changed_fields:
   sample: [token_period]
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._k8s_auth import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import (
     BASE_ROLE_FIELDS,
     check_new_role,
     desired_role,
@@ -190,7 +190,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils._k8s_auth import 
     role_from_server,
     unknown_fields,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
 
 
 def write_role(client, path, mount, payload):

@@ -108,8 +108,8 @@ lease_duration:
   sample: 3600
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
 
 
 def run_module(module):

@@ -278,14 +278,14 @@ key_id:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import SUBJECT_ARGSPEC
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import RootCA, RootRequest
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki import SUBJECT_ARGSPEC
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki_root import RootCA, RootRequest
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
 
 
 def run_module(module):

@@ -140,9 +140,9 @@ policy:
     }
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._policy_hcl import render_rules, same_policy
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import render_rules, same_policy
 
 PROTECTED = ("root", "default")
 

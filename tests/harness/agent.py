@@ -1,6 +1,6 @@
 """Render istiod's plugin-CA files with the real ``bao agent`` - the agent the injector runs in the pod.
 
-The templates come from the annotations the collection wrote (``_injector.extract_templates``),
+The templates come from the annotations the collection wrote (``istio.injector.extract_templates``),
 so what is proven is exactly what the injector would render. The agent logs in with Kubernetes
 auth (a service-account JWT in a token file, Vault calling TokenReview) or with a token file, renders
 every template once, and exits.
@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import extract_templates
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import extract_templates
 from harness.openbao import bao_binary
 
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._injector import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
     BUNDLE_FILES,
     OPENBAO_PREFIX,
     VAULT_PREFIX,
@@ -28,7 +28,7 @@ from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit", "plugins",
-                      "module_utils", "golden", "controlplane_guide.yaml")
+                      "module_utils", "istio", "golden", "controlplane_guide.yaml")
 NS, SA = "istio-system", "istiod-service-account"
 
 

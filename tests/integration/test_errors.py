@@ -11,9 +11,9 @@ import uuid
 import pytest
 from conftest import module_play
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
 from harness import certs
 from harness.openbao import OpenBaoServer, free_port
 

@@ -5,10 +5,13 @@ import uuid
 
 import pytest
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._mounts import ensure_auth_method, ensure_secrets_engine
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import (
+    ensure_auth_method,
+    ensure_secrets_engine,
+)
 
 
 @pytest.fixture

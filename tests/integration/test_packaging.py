@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import verify_bundle_dir
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import verify_bundle_dir
 from harness import agent
 from harness.openbao import vault_request
 
@@ -327,7 +327,7 @@ def test_vault_credential_type_injects_what_the_modules_read(tmp_path):
 
     k8s = _load_credential_type("credential_type_kubernetes.yml")
     env = awx_inject(k8s, {"kubeconfig": "apiVersion: v1\nkind: Config\n", "context": "east"}, str(tmp_path))
-    with open(os.path.join(REPO, "plugins", "module_utils", "_kube_client.py")) as f:
+    with open(os.path.join(REPO, "plugins", "module_utils", "kubernetes", "client.py")) as f:
         kube_client = f.read()
     for var in env:
         assert '"%s"' % var in kube_client, var

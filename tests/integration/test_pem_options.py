@@ -100,7 +100,7 @@ def test_the_role_refuses_a_private_key_in_its_certificate_variable(playbook, ba
 @pytest.mark.parametrize("header", ["-----BEGIN PRIVATE KEY-----", "-----BEGIN ENCRYPTED PRIVATE KEY-----",
                                     "-----BEGIN OPENSSH PRIVATE KEY-----"])
 def test_every_private_key_label_is_recognised(header):
-    from ansible_collections.meshpki.vault_ca.plugins.module_utils._inputs import private_key_options
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import private_key_options
     body = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo="
     text = "%s\n%s\n%s\n" % (header, body, header.replace("BEGIN", "END"))
     found = private_key_options({"certificate": text, "pem_bundle": text},

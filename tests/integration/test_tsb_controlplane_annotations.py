@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO, assert_four_step
 from kubernetes import client, config
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._controlplane import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
     TARGETS,
     apply_present,
     custom_objects_api,
@@ -26,7 +26,7 @@ CP = ("install.tetrate.io", "v1alpha1", "controlplanes")
 IOP = ("install.istio.io", "v1alpha1", "istiooperators")
 VAULT = "vault.hashicorp.com"
 OPENBAO = "openbao.openbao.org"
-GOLDEN = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "golden", "controlplane_guide.yaml")
+GOLDEN = os.path.join(REPO, "tests", "unit", "plugins", "module_utils", "istio", "golden", "controlplane_guide.yaml")
 with open(GOLDEN) as _f:
     GUIDE = yaml.safe_load(_f)
 ADMIN = "kubernetes-admin"

@@ -94,7 +94,7 @@ def make_role(bao, mount, role="istiod", namespace=ISTIO_NS, account=ISTIOD_SA):
 
 
 def same_pem(a, b):
-    from ansible_collections.meshpki.vault_ca.plugins.module_utils._k8s_auth import pem_identity
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import pem_identity
     return pem_identity(a) == pem_identity(b)
 
 

@@ -15,13 +15,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._istio_bundle import verify_bundle
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._pki_intermediate import (
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import verify_bundle
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate import (
     IntermediateCA,
     IntermediateRequest,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
 
 INT_CN = "tetrate.io Intermediate Authority"
 

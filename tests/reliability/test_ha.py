@@ -27,10 +27,10 @@ import time
 import pytest
 from relharness import ClusterView, FaultProxy, RaftCluster, VaultState, role_play, wait_for
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kv2 import KvSecret, write_secret
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_client import VaultClient
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._vault_connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import KvSecret, write_secret
 
 pytestmark = pytest.mark.reliability_slow
 

@@ -4,9 +4,9 @@ against loopback servers (a redirector and a recorder on other ports)."""
 import pytest
 import urllib3
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._errors import RedirectRefused, check_redirect, origin
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._kube_client import insecure_warning
-from ansible_collections.meshpki.vault_ca.plugins.module_utils._redirects import SameOriginSession, guard_pool_manager
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import RedirectRefused, check_redirect, origin
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import insecure_warning
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.redirects import SameOriginSession, guard_pool_manager
 from harness.redirects import Recorder, Redirector
 
 

@@ -1,0 +1,446 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where istiod's env and pod annotations live in a TSB ControlPlane, an IstioOperator and the istiod Helm
+values; the merge that keeps everything the user has; the removal of exactly what the collection adds; and
+the two ways of writing the result: a YAML manifest file (GitOps) or the live object (merge patch).
+
+The pure part (:func:`desired_state`, :func:`apply_present`, :func:`apply_absent`, :func:`merge_patch_diff`,
+:class:`Manifest`) has no module object and no network. :func:`write_file` and :func:`reconcile_live` do the
+I/O. Every failure is a ``MeshPkiError`` whose message names the object or file and the fix.
+
+Merge rules (``state: present``):
+
+* ``env`` (a list of ``{name, value | valueFrom}``): an entry whose name is ours (``ROOT_CA_DIR`` and the extra
+  env) is replaced in place, every occurrence; missing ones are appended; every other entry and the order stay.
+  For ``helm_values`` ``pilot.env`` is a map: our keys are set, the others stay.
+* ``podAnnotations``: dict merge; other annotations stay.
+* Anything else in the object or document is never touched.
+
+Removal rules (``state: absent``):
+
+* The annotations of :func:`_injector.managed_keys` for the prefix and the keys of ``extra_annotations``.
+* The ``extra_env`` names.
+* ``ROOT_CA_DIR`` only when its value is ours: ``secret_volume_path``, or the value of the
+  ``<prefix>/secret-volume-path`` annotation being removed. A ``ROOT_CA_DIR`` pointing elsewhere (or set with
+  ``valueFrom``) belongs to someone else: it is kept and reported.
+* ``env`` / ``podAnnotations`` left empty by the removal are dropped, and so are the parent mappings the removal
+  left empty (never ``spec`` itself; an emptied ``pilot`` of Helm values goes too).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+from collections import namedtuple
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
+    OPENBAO_PREFIX,
+    ROOT_CA_DIR_ENV,
+    VAULT_PREFIX,
+    InjectorError,
+    build_injection,
+    managed_keys,
+    normalize_prefix,
+    normalize_secret_volume_path,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    api_client,
+    describe_api_error,
+)
+
+try:
+    from kubernetes.client import CustomObjectsApi
+    from kubernetes.client.rest import ApiException
+except ImportError:
+    CustomObjectsApi = None
+    ApiException = None
+
+# How many times a patch refused with 409 Conflict (someone else changed the object between our read and our
+# patch) is retried with a fresh read before giving up.
+CONFLICT_RETRIES = 5
+FIELD_MANAGER = "meshpki.vault_ca"
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 60
+
+Target = namedtuple("Target", "name group version kind plural container env_style")
+
+TARGETS = {
+    "tsb_controlplane": Target("tsb_controlplane", "install.tetrate.io", "v1alpha1", "ControlPlane",
+                               "controlplanes", ("spec", "components", "istio", "kubeSpec", "deployment"), "list"),
+    "istio_operator": Target("istio_operator", "install.istio.io", "v1alpha1", "IstioOperator",
+                             "istiooperators", ("spec", "components", "pilot", "k8s"), "list"),
+    "helm_values": Target("helm_values", None, None, None, None, ("pilot",), "map"),
+}
+
+ENV_KEY = "env"
+ANNOTATIONS_KEY = "podAnnotations"
+KNOWN_PREFIXES = (VAULT_PREFIX, OPENBAO_PREFIX)
+
+
+def api_version(target):
+    return "%s/%s" % (target.group, target.version) if target.group else None
+
+
+def where(target, *keys):
+    return ".".join(target.container + keys)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# desired state
+# ---------------------------------------------------------------------------------------------------------
+
+class Desired(object):
+    """What this collection manages for one set of options."""
+
+    def __init__(self, env, annotations, owned_annotations, owned_env, prefix, secret_volume_path):
+        self.env = env                              # [{"name", "value"}], ROOT_CA_DIR first
+        self.annotations = annotations              # {key: value} (ours + extra_annotations)
+        self.owned_annotations = owned_annotations  # keys removed by state=absent (managed + extra)
+        self.owned_env = owned_env                  # names removed by state=absent (ROOT_CA_DIR: by value)
+        self.prefix = prefix
+        self.secret_volume_path = secret_volume_path
+
+
+def _extra_env(entries, present):
+    if entries is None:
+        return None
+    result = []
+    for entry in entries:
+        value = entry.get("value")
+        if value is None:
+            if present:
+                raise MeshPkiError("extra_env entry '%s' has no value: state=present sets each extra_env entry, "
+                                   "give it a value (for example value: \"true\")." % entry.get("name"))
+            value = ""
+        result.append({"name": entry.get("name"), "value": value})
+    return result
+
+
+def desired_state(params):
+    """Desired from the module options (injector options, extra_env, extra_annotations, state)."""
+    present = params.get("state", "present") == "present"
+    extra_env = _extra_env(params.get("extra_env"), present)
+    extra_annotations = params.get("extra_annotations") or {}
+    try:
+        injection = build_injection(
+            intermediate_mount=params["intermediate_mount"], root_mount=params["root_mount"],
+            kv_mount=params["kv_mount"], kv_path=params["kv_path"], kv_field=params["kv_field"],
+            role=params["role"], secret_volume_path=params["secret_volume_path"],
+            prefix=params["annotation_prefix"], agent_init_first=params.get("agent_init_first"),
+            agent_pre_populate_only=params.get("agent_pre_populate_only"), extra_env=extra_env,
+            extra_annotations=extra_annotations, auth_mount=params.get("auth_mount"),
+            vault_namespace=params.get("vault_namespace"),
+        )
+        prefix = normalize_prefix(params["annotation_prefix"])
+        owned = managed_keys(prefix, extra_env)
+        volume = normalize_secret_volume_path(params["secret_volume_path"])
+    except InjectorError as e:
+        raise MeshPkiError("Invalid injector options: %s." % e)
+    return Desired(
+        env=injection["env"], annotations=injection["annotations"],
+        owned_annotations=sorted(set(owned["annotations"]) | set(extra_annotations)),
+        owned_env=owned["env"], prefix=prefix, secret_volume_path=volume,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pure merge / removal on one document or object
+# ---------------------------------------------------------------------------------------------------------
+
+def _type_name(value):
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _container(doc, target, create):
+    """The mapping at target.container in doc (created when ``create``), or None when missing."""
+    node = doc
+    for depth, key in enumerate(target.container):
+        child = node.get(key)
+        if child is None:
+            if not create:
+                return None
+            child = {}
+            node[key] = child
+        if not isinstance(child, dict):
+            raise MeshPkiError("%s is %s, expected a mapping: fix the document so that %s can hold env and "
+                               "podAnnotations." % (".".join(target.container[:depth + 1]), _type_name(child),
+                                                    ".".join(target.container)))
+        node = child
+    return node
+
+
+def _annotations(container, target):
+    value = container.get(ANNOTATIONS_KEY)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MeshPkiError("%s is %s, expected a mapping of annotation keys to strings."
+                           % (where(target, ANNOTATIONS_KEY), _type_name(value)))
+    return value
+
+
+def _env(container, target):
+    value = container.get(ENV_KEY)
+    if value is None:
+        return None
+    expected = list if target.env_style == "list" else dict
+    if not isinstance(value, expected):
+        raise MeshPkiError("%s is %s, expected %s." % (
+            where(target, ENV_KEY), _type_name(value),
+            "a list of {name, value} entries" if expected is list else "a mapping of NAME: value (the istiod chart's "
+            "pilot.env)"))
+    return value
+
+
+def helm_text(value):
+    """How the istiod chart renders a pilot.env value: true -> "true", 1 -> "1"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _entry_name(entry):
+    return entry.get("name") if isinstance(entry, dict) else None
+
+
+def _merge_env_list(current, ours):
+    by_name = dict((entry["name"], entry) for entry in ours)
+    result, seen = [], set()
+    for entry in current:
+        name = _entry_name(entry)
+        if name in by_name:
+            result.append(dict(by_name[name]))
+            seen.add(name)
+        else:
+            result.append(entry)
+    result.extend(dict(entry) for entry in ours if entry["name"] not in seen)
+    return result
+
+
+def _merge_env_map(current, ours):
+    result = dict(current)
+    for entry in ours:
+        if entry["name"] not in result or helm_text(result[entry["name"]]) != entry["value"]:
+            result[entry["name"]] = entry["value"]
+    return result
+
+
+def _other_prefix_keys(annotations, prefix):
+    found = []
+    for other in KNOWN_PREFIXES:
+        if other != prefix:
+            found.extend(key for key in managed_keys(other)["annotations"] if key in (annotations or {}))
+    return sorted(found)
+
+
+def current_injection(doc, target):
+    """``(annotations, env)`` as ``doc`` has them: a dict, and a list of ``{name, value}`` (a Helm values map becomes
+    such a list with the values as the chart renders them); both empty when the document has none."""
+    container = _container(doc, target, create=False) if isinstance(doc, dict) else None
+    if container is None:
+        return {}, []
+    env = _env(container, target) or []
+    if isinstance(env, dict):
+        env = [{"name": name, "value": helm_text(value)} for name, value in env.items()]
+    return dict(_annotations(container, target) or {}), [entry for entry in env if isinstance(entry, dict)]
+
+
+def apply_present(doc, target, desired):
+    """``(new_doc, info)``: ``doc`` (not modified) with our env and annotations merged in."""
+    new = copy.deepcopy(doc) if doc is not None else {}
+    if not isinstance(new, dict):
+        raise MeshPkiError("The document is %s, expected a mapping." % _type_name(new))
+    container = _container(new, target, create=True)
+    env = _env(container, target)
+    annotations = _annotations(container, target)
+    if target.env_style == "list":
+        merged_env = _merge_env_list(env or [], desired.env)
+    else:
+        merged_env = _merge_env_map(env or {}, desired.env)
+    merged_annotations = dict(annotations or {})
+    merged_annotations.update(desired.annotations)
+    if merged_env != env:
+        container[ENV_KEY] = merged_env
+    if merged_annotations != annotations:
+        container[ANNOTATIONS_KEY] = merged_annotations
+    warnings = []
+    stale = _other_prefix_keys(annotations, desired.prefix)
+    if stale:
+        warnings.append(
+            "%s also holds %d annotation(s) of another injector prefix (%s): they stay (this task manages the "
+            "prefix %s). If you switched injectors, remove them with state=absent and annotation_prefix=%s."
+            % (where(target, ANNOTATIONS_KEY), len(stale), ", ".join(stale), desired.prefix,
+               stale[0].split("/", 1)[0]))
+    return new, dict(warnings=warnings, removed=dict(annotations=[], env=[]), kept_env=[])
+
+
+def _prune(doc, path, keep_top):
+    """Drop the empty mappings along ``path`` (deepest first); the top-level key (``spec``) only if not keep_top."""
+    for depth in range(len(path), 1 if keep_top else 0, -1):
+        parent = doc
+        for key in path[:depth - 1]:
+            parent = parent[key]
+        if parent.get(path[depth - 1]) == {}:
+            del parent[path[depth - 1]]
+        else:
+            return
+
+
+def apply_absent(doc, target, desired):
+    """``(new_doc, info)``: ``doc`` (not modified) without what this collection adds."""
+    new = copy.deepcopy(doc) if doc is not None else {}
+    if not isinstance(new, dict):
+        raise MeshPkiError("The document is %s, expected a mapping." % _type_name(new))
+    info = dict(warnings=[], removed=dict(annotations=[], env=[]), kept_env=[])
+    container = _container(new, target, create=False)
+    if container is None:
+        return new, info
+    annotations = _annotations(container, target)
+    env = _env(container, target)
+
+    ours_root = set([desired.secret_volume_path])
+    if annotations:
+        volume_annotation = annotations.get("%s/secret-volume-path" % desired.prefix)
+        if isinstance(volume_annotation, str):
+            ours_root.add(volume_annotation)
+        removed = [key for key in desired.owned_annotations if key in annotations]
+        for key in removed:
+            del annotations[key]
+        info["removed"]["annotations"] = removed
+        if removed and not annotations:
+            del container[ANNOTATIONS_KEY]
+
+    if env:
+        names = set(desired.owned_env) - set([ROOT_CA_DIR_ENV])
+        removed_env, kept = [], []
+
+        def ours(name, value):
+            if name in names:
+                return True
+            if name != ROOT_CA_DIR_ENV:
+                return False
+            if value is not None and helm_text(value) in ours_root:
+                return True
+            kept.append(name)
+            return False
+
+        if target.env_style == "list":
+            remaining = []
+            for entry in env:
+                name = _entry_name(entry)
+                value = entry.get("value") if isinstance(entry, dict) and "valueFrom" not in entry else None
+                if name is not None and ours(name, value):
+                    removed_env.append(name)
+                else:
+                    remaining.append(entry)
+        else:
+            remaining = dict((name, value) for name, value in env.items() if not ours(name, value))
+            removed_env = [name for name in env if name not in remaining]
+        if removed_env:
+            if remaining:
+                container[ENV_KEY] = remaining
+            else:
+                del container[ENV_KEY]
+        info["removed"]["env"] = removed_env
+        if kept:
+            info["kept_env"] = sorted(set(kept))
+            info["warnings"].append(
+                "%s sets ROOT_CA_DIR to a value this collection did not set (ours: %s); it was kept. Remove it "
+                "by hand if istiod should go back to its default CA directory."
+                % (where(target, ENV_KEY), ", ".join(sorted(ours_root))))
+    if info["removed"]["annotations"] or info["removed"]["env"]:
+        _prune(new, target.container, keep_top=target.kind is not None)
+    return new, info
+
+
+def merge_patch_diff(before, after):
+    """The RFC 7386 merge patch that turns ``before`` into ``after`` (lists are replaced as a whole)."""
+    patch = {}
+    for key in before:
+        if key not in after:
+            patch[key] = None
+    for key, value in after.items():
+        if key not in before:
+            patch[key] = copy.deepcopy(value)
+        elif before[key] != value:
+            if isinstance(value, dict) and isinstance(before[key], dict):
+                patch[key] = merge_patch_diff(before[key], value)
+            else:
+                patch[key] = copy.deepcopy(value)
+    return patch
+
+
+# ---------------------------------------------------------------------------------------------------------
+# live objects
+# ---------------------------------------------------------------------------------------------------------
+
+def describe_object(target, namespace, name):
+    resource = "%s.%s" % (target.plural, target.group)
+    return "%s '%s/%s' (%s, resource %s)" % (target.kind, namespace, name, api_version(target), resource)
+
+
+def custom_objects_api(params, warn):
+    """CustomObjectsApi for the kubeconfig/context in params; ``warn`` (module.warn) as for api_client."""
+    if not HAS_KUBERNETES or CustomObjectsApi is None:
+        raise MeshPkiError("The kubernetes Python library (>= 24.2.0) is needed in live mode (pip install "
+                           "kubernetes); file mode (path) does not need it.", exception=KUBERNETES_IMPORT_ERROR)
+    return CustomObjectsApi(api_client(params, warn))
+
+
+def without_server_fields(obj):
+    """A copy of ``obj`` without metadata.managedFields (noise in a diff)."""
+    obj = copy.deepcopy(obj)
+    if isinstance(obj.get("metadata"), dict):
+        obj["metadata"].pop("managedFields", None)
+    return obj
+
+
+def reconcile_live(api, target, namespace, name, transform, check_mode, retries=CONFLICT_RETRIES):
+    """Read the object, transform it, and merge-patch the difference guarded by its resourceVersion.
+
+    A 409 Conflict (the object changed since our read) re-reads and retries, at most ``retries`` times. In check
+    mode the patch is sent with ``dryRun=All`` (validated and authorised by the server, never stored); nothing is
+    sent when nothing changes. Returns ``dict(changed, before, after, object, info, attempts, patch)``.
+    """
+    what = describe_object(target, namespace, name)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            current = api.get_namespaced_custom_object(target.group, target.version, namespace, target.plural, name,
+                                                       _request_timeout=REQUEST_TIMEOUT)
+        except Exception as e:  # ApiException and transport errors, translated in one place
+            raise describe_api_error(e, "read", what)
+        before = without_server_fields(current)
+        after, info = transform(before)
+        result = dict(changed=after != before, before=before, after=after, info=info, attempts=attempts,
+                      object=before, patch=None)
+        if not result["changed"]:
+            return result
+        patch = merge_patch_diff(before, after)
+        patch.setdefault("metadata", {})["resourceVersion"] = (before.get("metadata") or {}).get("resourceVersion")
+        result["patch"] = patch
+        try:
+            answer = api.patch_namespaced_custom_object(
+                target.group, target.version, namespace, target.plural, name, patch,
+                dry_run="All" if check_mode else None, field_manager=FIELD_MANAGER,
+                _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT)
+        except Exception as e:
+            if ApiException is not None and isinstance(e, ApiException) and e.status == 409:
+                if attempts <= retries:
+                    continue
+                raise MeshPkiError(
+                    "Failed to patch %s: it kept changing under us - %d conflicting updates (409) in a row. Another "
+                    "controller or user is writing it; retry later." % (what, attempts), status=409, attempts=attempts)
+            raise describe_api_error(e, "patch (dry run)" if check_mode else "patch", what)
+        result["object"] = without_server_fields(answer) if isinstance(answer, dict) else after
+        return result

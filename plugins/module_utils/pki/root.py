@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Root CA backend of vault_pki_root: read the mount's default issuer, decide, generate or import.
+
+A root is generated inside Vault (``root/generate/internal``: the key never leaves it) or imported
+(``issuers/import/bundle`` with its key, ``issuers/import/cert`` for an offline root). An existing root
+that differs from the request is never replaced unless ``force`` is set."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import (
+    cert_pem,
+    diff_view,
+    is_ca,
+    iso,
+    key_difference,
+    lifetime_note,
+    not_after,
+    now_utc,
+    parse_certs,
+    path_length,
+    same_cert,
+    split_pem_bundle,
+    summary,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
+    MountTableCache,
+    find_issuer,
+    read_default_issuer,
+    set_default_issuer,
+    vault_warnings,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import (
+    Subject,
+    cert_subject_pairs,
+    key_spec,
+    key_text,
+    seconds,
+    subject_text,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
+    PemError,
+    cert_info,
+    key_type_and_bits,
+    load_private_key,
+    public_key_matches,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_text
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_secrets_engine
+
+MOUNT_DESCRIPTION = "Root CA (managed by meshpki.vault_ca)"
+
+
+class RootRequest(object):
+    """The validated options: nothing here talks to Vault, every error is raised before any request."""
+
+    def __init__(self, params):
+        self.mount = (params["mount"] or "").strip("/")
+        if not self.mount:
+            raise MeshPkiError("mount must not be empty. Nothing was changed.")
+        self.force = params["force"]
+        self.ttl = seconds(params["ttl"], "ttl")
+        if not self.ttl:
+            raise MeshPkiError("ttl must be longer than 0 seconds. Nothing was changed.")
+        max_ttl = params["max_lease_ttl"]
+        self.max_lease_ttl = seconds(max_ttl, "max_lease_ttl") if max_ttl is not None else self.ttl
+        self.max_path_length = params["max_path_length"]
+        if self.max_path_length < -1:
+            raise MeshPkiError("max_path_length must be -1 (no limit) or more. Nothing was changed.")
+        self.cert = self.key = None
+        self.chain = []
+        self.bundle_text = None
+        if params.get("pem_bundle"):
+            self.mode = "bundle"
+            self._parse_import(params["pem_bundle"], "pem_bundle", with_key=True)
+        elif params.get("certificate"):
+            self.mode = "certificate"
+            self._parse_import(params["certificate"], "certificate", with_key=False)
+        else:
+            self.mode = "generate"
+            self.subject = Subject.from_params(params)
+            self.key_type, self.key_bits = key_spec(params["key_type"], params["key_bits"])
+            if self.ttl > self.max_lease_ttl:
+                raise MeshPkiError(
+                    "ttl %s is longer than max_lease_ttl %s of the mount '%s': Vault would silently cut the root "
+                    "to %s. Raise max_lease_ttl or lower ttl. Nothing was changed."
+                    % (to_text(self.ttl), to_text(self.max_lease_ttl), self.mount, to_text(self.max_lease_ttl)))
+        if self.mode != "generate":
+            extra = [name for name in ("common_name", "organization", "ou", "country", "locality", "province")
+                     if params.get(name)]
+            if extra:
+                raise MeshPkiError("%s only apply to a generated root; an imported root keeps the subject of its "
+                                   "certificate. Nothing was changed." % ", ".join(extra))
+
+    def _parse_import(self, text, option, with_key):
+        certs, keys = split_pem_bundle(text)
+        parsed = parse_certs("".join(certs), option)
+        if not parsed:
+            raise MeshPkiError("%s holds no PEM 'CERTIFICATE' block. Nothing was changed." % option)
+        self.cert, self.chain = parsed[0], parsed[1:]
+        if with_key:
+            if len(keys) != 1:
+                raise MeshPkiError("pem_bundle must hold the CA certificate and exactly one unencrypted private key "
+                                   "(found %d keys). Nothing was changed." % len(keys))
+            try:
+                self.key = load_private_key(keys[0])
+            except PemError as e:
+                raise MeshPkiError("The private key in pem_bundle cannot be used: %s. Nothing was changed." % e)
+            if not public_key_matches(self.cert, self.key):
+                raise MeshPkiError("The private key in pem_bundle is not the key of its first certificate (%s). "
+                                   "Nothing was changed." % subject_text(cert_subject_pairs(self.cert)))
+        elif keys:
+            raise MeshPkiError("certificate contains a private key: pass certificate and key together in pem_bundle "
+                               "(a no_log option) instead. Nothing was changed.")
+        self.bundle_text = "".join(certs + keys)
+        if not is_ca(self.cert):
+            raise MeshPkiError("The certificate in %s (%s) is not a CA certificate (basicConstraints CA:TRUE is "
+                               "missing). Nothing was changed." % (option, subject_text(cert_subject_pairs(self.cert))))
+        key_type, bits = key_type_and_bits(self.cert)
+        if key_type == "rsa" and bits < 2048:
+            raise MeshPkiError("The certificate in %s has an RSA %d key; Istio needs at least 2048 bits. "
+                               "Nothing was changed." % (option, bits))
+        if not_after(self.cert) <= now_utc():
+            raise MeshPkiError("The certificate in %s expired on %s. Nothing was changed."
+                               % (option, iso(not_after(self.cert))))
+        self.key_type, self.key_bits = key_type, bits
+        self.subject = None
+
+    @property
+    def wanted_view(self):
+        """The --diff view of what is asked for, before it exists."""
+        if self.cert is not None:
+            return diff_view(self.cert)
+        return {"subject": self.subject.text, "serial": "(new)",
+                "not_after": iso(now_utc() + datetime.timedelta(seconds=self.ttl)),
+                "key": key_text(self.key_type, self.key_bits)}
+
+
+class RootCA(object):
+    """Plan and apply one vault_pki_root task. ``run()`` returns the module result (without warnings,
+    which are in ``self.warnings``)."""
+
+    def __init__(self, request, client, check_mode):
+        self.request = request
+        self.client = MountTableCache(client)
+        self.check_mode = check_mode
+        self.warnings = []
+
+    # -- read and decide ---------------------------------------------------------------------------
+    def _differences(self, current):
+        req = self.request
+        if req.mode != "generate":
+            if same_cert(current.cert, req.cert):
+                return []
+            have, want = summary(current.cert), summary(req.cert)
+            found = ["it is the certificate %s (%s, until %s), the one given is %s (%s, until %s)"
+                     % (have["serial"], have["subject"], have["not_after"], want["serial"], want["subject"],
+                        want["not_after"])]
+            return found
+        found = [text for text in (req.subject.difference(current.cert),
+                                   key_difference(current.cert, req.key_type, req.key_bits)) if text]
+        if not current.key_id:
+            found.append("its key is not in Vault (an imported certificate only), so it cannot sign")
+        return found
+
+    def _notes(self, current):
+        req = self.request
+        if req.mode != "generate":
+            return []
+        notes = [note for note in [lifetime_note(current.cert, req.ttl)] if note]
+        if path_length(current.cert) != req.max_path_length:
+            notes.append("max_path_length: the certificate has %s, %s is asked for; applies when a new root is "
+                         "generated (force: true)" % (path_length(current.cert), req.max_path_length))
+        return notes
+
+    def _plan(self, current):
+        """'none', 'create' (nothing there), 'replace' (force), 'import', or raise."""
+        req = self.request
+        if current is None:
+            return "import" if req.mode != "generate" else "create", []
+        differences = self._differences(current)
+        if not differences:
+            if req.mode == "bundle" and not current.key_id:
+                return "import", ["the key of the root is added to Vault"]
+            return "none", []
+        if not req.force:
+            raise MeshPkiError(
+                "The mount '%s' already has a different root CA (default issuer %s, serial %s): %s. Replacing a "
+                "root breaks trust for every workload of the mesh, so it is never done silently: set force: true "
+                "to %s (the old issuer stays in the mount), or use another mount. Nothing was changed."
+                % (req.mount, current.issuer_id, cert_info(current.cert)["serial"], "; ".join(differences),
+                   "generate a new root" if req.mode == "generate" else "import this one as the default issuer"),
+                guard=dict(mount=req.mount, issuer_id=current.issuer_id, serial=cert_info(current.cert)["serial"],
+                           differences=list(differences)))
+        return ("replace" if req.mode == "generate" else "import"), differences
+
+    # -- apply -------------------------------------------------------------------------------------
+    def _generate(self):
+        req = self.request
+        payload = req.subject.payload()
+        payload.update(key_type=req.key_type, key_bits=req.key_bits, ttl="%ds" % req.ttl,
+                       max_path_length=req.max_path_length)
+        response = self.client.write("%s/root/generate/internal" % req.mount, payload,
+                                     action="generate a root CA in", capability="update")
+        self.warnings.extend(vault_warnings(response))
+        data = (response or {}).get("data") or {}
+        return data.get("issuer_id"), data.get("key_id") or "", data.get("certificate") or ""
+
+    def _import(self):
+        req = self.request
+        endpoint = "issuers/import/bundle" if req.mode == "bundle" else "issuers/import/cert"
+        response = self.client.write("%s/%s" % (req.mount, endpoint), {"pem_bundle": req.bundle_text},
+                                     action="import the root CA into", capability="update")
+        self.warnings.extend(vault_warnings(response))
+        issuer_id = find_issuer(self.client, req.mount, response, req.cert)
+        data = (response or {}).get("data") or {}
+        key_id = (data.get("mapping") or {}).get(issuer_id) or ""
+        return issuer_id, key_id, None
+
+    def _claim_default(self, issuer_id, key_id):
+        """After generating into a mount that had no root. Vault makes the first issuer of a mount its default, so
+        when several runs planned 'create' at once (AWX jobs launched together), the first root Vault stored is
+        the default and the others must go: a mount holds one root. Returns None when ours is the default, else
+        the default issuer (ours deleted)."""
+        req = self.request
+        current = read_default_issuer(self.client, req.mount)
+        if current is None or current.issuer_id == issuer_id:
+            set_default_issuer(self.client, req.mount, issuer_id)  # explicit, as for every other action
+            return None
+        self.client.delete("%s/issuer/%s" % (req.mount, issuer_id), action="delete the discarded root issuer in")
+        if key_id:
+            self.client.delete("%s/key/%s" % (req.mount, key_id), action="delete the key of the discarded root in")
+        differences = self._differences(current)
+        if differences:
+            raise MeshPkiError(
+                "Another run created a different root CA in '%s' at the same time (default issuer %s, serial %s): %s. "
+                "This run discarded the root it generated; nothing else was changed."
+                % (req.mount, current.issuer_id, cert_info(current.cert)["serial"], "; ".join(differences)))
+        self.warnings.append(
+            "Another run created the root CA in '%s' at the same time (issuer %s); this run discarded the root it "
+            "generated (issuer %s) and converged on that one." % (req.mount, current.issuer_id, issuer_id))
+        return current
+
+    def run(self):
+        req = self.request
+        mount = ensure_secrets_engine(self.client, req.mount, "pki", True, description=MOUNT_DESCRIPTION,
+                                      max_lease_ttl=req.max_lease_ttl)
+        current = read_default_issuer(self.client, req.mount) if mount.before else None
+        action, reasons = self._plan(current)
+        notes = self._notes(current) if action == "none" else []
+        changed = mount.changed or action != "none"
+
+        final_cert, issuer_id, key_id = (current.cert, current.issuer_id, current.key_id) if current else (None,) * 3
+        after_view = diff_view(current.cert) if current else {}
+        if action != "none":
+            after_view = req.wanted_view
+        if changed and not self.check_mode:
+            mount = ensure_secrets_engine(self.client, req.mount, "pki", False, description=MOUNT_DESCRIPTION,
+                                          max_lease_ttl=req.max_lease_ttl)
+            if action in ("create", "replace"):
+                issuer_id, key_id, pem = self._generate()
+                final_cert = parse_certs(pem, "The root certificate Vault returned")[0]
+                if action == "create":
+                    winner = self._claim_default(issuer_id, key_id)
+                    if winner is not None:  # another run's root came first: ours is discarded
+                        issuer_id, key_id, final_cert = winner.issuer_id, winner.key_id, winner.cert
+                        action = "none"
+            elif action == "import":
+                issuer_id, key_id, _pem = self._import()
+                final_cert = req.cert
+                if not key_id:
+                    self.warnings.append(
+                        "The root in '%s' has no key in Vault: Vault and OpenBao answer '%s/cert/ca' with an error "
+                        "for such an issuer. Read its certificate from '%s/issuer/default/json' (the same "
+                        ".Data.certificate) in istiod's root-cert.pem template." % (req.mount, req.mount, req.mount))
+            if action in ("replace", "import"):  # 'create': _claim_default set it
+                set_default_issuer(self.client, req.mount, issuer_id)
+            after_view = diff_view(final_cert)
+
+        changed = mount.changed or action != "none"
+        replaced = current is not None and (action == "replace" or
+                                            (action == "import" and not same_cert(current.cert, req.cert)))
+        result = dict(changed=changed, mount=req.mount, action=action, reasons=reasons, pending_changes=notes,
+                      replaced=replaced, previous_serial=cert_info(current.cert)["serial"] if replaced else None,
+                      max_lease_ttl=to_text(mount.after.get("max_lease_ttl")) if mount.after.get("max_lease_ttl")
+                      else None)
+        result.update(self._describe(final_cert, issuer_id, key_id))
+        result["diff"] = {
+            "before": dict(diff_view(current.cert) if current else {}, **_mount_view(mount.before)),
+            "after": dict(after_view, **_mount_view(mount.after)),
+            "before_header": "%s (root CA)" % req.mount, "after_header": "%s (root CA)" % req.mount,
+        }
+        return result
+
+    @staticmethod
+    def _describe(cert, issuer_id, key_id):
+        info = summary(cert)
+        return dict(
+            certificate=_pem(cert), serial=info.get("serial"), subject=info.get("subject"),
+            not_before=info.get("not_before"), not_after=info.get("not_after"), key_type=info.get("key_type"),
+            key_bits=info.get("key_bits"), issuer_id=issuer_id, key_id=key_id or None,
+        )
+
+
+def _pem(cert):
+    return cert_pem(cert) if cert is not None else None
+
+
+def _mount_view(mount_summary):
+    if not mount_summary:
+        return {}
+    view = {"mount_type": mount_summary.get("type")}
+    if mount_summary.get("max_lease_ttl") is not None:
+        view["max_lease_ttl"] = to_text(mount_summary["max_lease_ttl"])
+    return view

@@ -1,0 +1,626 @@
+# Copyright (c) meshpki.vault_ca contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests for plugins/module_utils/istio/bundle.py and pki/x509.py.
+
+Real CAs are generated in memory with ``cryptography`` (root -> intermediate, RSA with the PKCS#1 key Vault
+returns, and EC), all dated relative to a fixed ``NOW`` passed to the verifier, so the tests never depend on
+the clock. Each broken bundle asserts the exact set of checks that fail, not just ``ok == False``.
+"""
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import (
+    CHECKS,
+    read_bundle_dir,
+    verify_bundle,
+    verify_bundle_dir,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki import x509 as x509_mod
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
+    PemError,
+    build_chain,
+    cert_info,
+    format_serial,
+    key_type_and_bits,
+    load_cert,
+    load_certs,
+    load_private_key,
+    public_key_matches,
+    signature_error,
+    split_pem_certs,
+)
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2031, 6, 1, 12, 0, 0, tzinfo=UTC)
+DAY = datetime.timedelta(days=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# certificate factory
+# ---------------------------------------------------------------------------------------------------------
+
+def new_key(kind):
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def make_cert(cn, key, issuer=None, issuer_key=None, not_before=NOW - 30 * DAY, not_after=NOW + 365 * DAY,
+              ca=True, path_length=None, key_cert_sign=True, eku=None, basic_constraints=True):
+    """A certificate for ``key``; self-signed when ``issuer`` is None."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name = issuer.subject if issuer is not None else name
+    signer = issuer_key if issuer_key is not None else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=not ca,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=key_cert_sign,
+                          crl_sign=ca, encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+    )
+    if basic_constraints:
+        builder = builder.add_extension(
+            x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
+        )
+    if eku:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def pem(*certs):
+    return "".join(cert.public_bytes(serialization.Encoding.PEM).decode() for cert in certs)
+
+
+def key_pem(key, fmt="pkcs1", password=None):
+    formats = {
+        "pkcs1": serialization.PrivateFormat.TraditionalOpenSSL,  # RSA PRIVATE KEY / EC PRIVATE KEY
+        "sec1": serialization.PrivateFormat.TraditionalOpenSSL,
+        "pkcs8": serialization.PrivateFormat.PKCS8,
+    }
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, formats[fmt], encryption).decode()
+
+
+class Pki:
+    """root -> intermediate, plus a second intermediate key under the same root and an unrelated root."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.root_key = new_key(kind)
+        self.root = make_cert("meshpki test root", self.root_key)
+        self.int_key = new_key(kind)
+        self.intermediate = self.sign_intermediate()
+        self.other_key = new_key(kind)
+        self.other_root_key = ec.generate_private_key(ec.SECP256R1())
+        self.other_root = make_cert("another root", self.other_root_key)
+
+    def sign_intermediate(self, cn="meshpki test intermediate", key=None, **kwargs):
+        kwargs.setdefault("not_after", NOW + 180 * DAY)
+        return make_cert(cn, key or self.int_key, issuer=self.root, issuer_key=self.root_key, **kwargs)
+
+    def bundle(self, intermediate=None, key=None, chain=None, roots=None, key_format=None):
+        """The four files as the agent renders them from Vault: cert/ca, KV key, cert/ca_chain, root cert/ca."""
+        intermediate = intermediate or self.intermediate
+        fmt = key_format or ("pkcs1" if self.kind == "rsa" else "sec1")
+        return {
+            "ca_cert": pem(intermediate),
+            "ca_key": key_pem(key or self.int_key, fmt),
+            "cert_chain": pem(*(chain if chain is not None else [intermediate, self.root])),
+            "root_cert": pem(*(roots if roots is not None else [self.root])),
+        }
+
+
+@pytest.fixture(scope="module", params=["rsa", "ec"])
+def pki(request):
+    return Pki(request.param)
+
+
+@pytest.fixture(scope="module")
+def ec_pki():
+    return Pki("ec")
+
+
+def run(files, **kwargs):
+    kwargs.setdefault("now", NOW)
+    return verify_bundle(files["ca_cert"], files["ca_key"], files["cert_chain"], files["root_cert"], **kwargs)
+
+
+def check(report, name):
+    return next(entry for entry in report["checks"] if entry["name"] == name)
+
+
+def assert_fails_exactly(report, *names):
+    assert report["ok"] is False
+    assert set(report["failed"]) == set(names), [(c["name"], c["detail"]) for c in report["checks"] if not c["passed"]]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# good bundles
+# ---------------------------------------------------------------------------------------------------------
+
+def test_good_bundle_passes_every_check(pki):
+    report = run(pki.bundle(), file_names=["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"])
+    assert report["ok"] is True, report["failed"]
+    assert report["failed"] == []
+    assert [entry["name"] for entry in report["checks"]] == list(CHECKS)
+    assert all(entry["passed"] and entry["detail"] for entry in report["checks"])
+    assert report["path"] == ["CN=meshpki test intermediate", "CN=meshpki test root"]
+    assert report["days_left"] == 180
+
+
+def test_good_rsa_bundle_uses_the_pkcs1_key_vault_returns():
+    pki = Pki("rsa")
+    files = pki.bundle()
+    assert files["ca_key"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    report = run(files)
+    assert report["ok"] is True
+    assert report["key"] == {"type": "rsa", "bits": 2048, "format": "pkcs1"}
+
+
+@pytest.mark.parametrize("fmt", ["sec1", "pkcs8"])
+def test_good_ec_bundle_in_both_key_formats(ec_pki, fmt):
+    files = ec_pki.bundle(key_format=fmt)
+    label = "EC PRIVATE KEY" if fmt == "sec1" else "PRIVATE KEY"
+    assert files["ca_key"].startswith(f"-----BEGIN {label}-----")
+    report = run(files)
+    assert report["ok"] is True, report["failed"]
+    assert report["key"] == {"type": "ec", "bits": 256, "format": fmt}
+
+
+def test_good_three_level_bundle(ec_pki):
+    mid_key = new_key("ec")
+    mid = ec_pki.sign_intermediate("middle", key=mid_key)
+    leaf_ca_key = new_key("ec")
+    leaf_ca = make_cert("istio ca", leaf_ca_key, issuer=mid, issuer_key=mid_key, not_after=NOW + 90 * DAY)
+    files = {"ca_cert": pem(leaf_ca), "ca_key": key_pem(leaf_ca_key, "pkcs8"),
+             "cert_chain": pem(leaf_ca, mid, ec_pki.root), "root_cert": pem(ec_pki.root)}
+    report = run(files)
+    assert report["ok"] is True, report["failed"]
+    assert report["path"] == ["CN=istio ca", "CN=middle", "CN=meshpki test root"]
+
+
+def test_bytes_input_is_accepted(ec_pki):
+    files = {name: text.encode() for name, text in ec_pki.bundle().items()}
+    assert run(files)["ok"] is True
+
+
+def test_report_describes_each_certificate(ec_pki):
+    report = run(ec_pki.bundle())
+    intermediate = report["certificates"]["intermediate"]
+    assert intermediate["subject"] == "CN=meshpki test intermediate"
+    assert intermediate["issuer"] == "CN=meshpki test root"
+    assert intermediate["serial"] == format_serial(ec_pki.intermediate.serial_number)
+    assert intermediate["not_after"] == (NOW + 180 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert intermediate["days_left"] == 180
+    assert intermediate["is_ca"] is True
+    assert intermediate["self_signed"] is False
+    assert [info["subject"] for info in report["certificates"]["chain"]] == [
+        "CN=meshpki test intermediate", "CN=meshpki test root"]
+    assert [info["subject"] for info in report["certificates"]["roots"]] == ["CN=meshpki test root"]
+    assert report["certificates"]["roots"][0]["self_signed"] is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# each check fails on its broken bundle
+# ---------------------------------------------------------------------------------------------------------
+
+def test_swapped_key_fails_key_matches_cert(pki):
+    report = run(pki.bundle(key=pki.other_key))
+    assert_fails_exactly(report, "key_matches_cert", "workload_cert_verifies")
+    assert "not the private key of ca-cert.pem" in check(report, "key_matches_cert")["detail"]
+    assert check(report, "workload_cert_verifies").get("skipped") is True
+
+
+def test_chain_without_the_intermediate(pki):
+    report = run(pki.bundle(chain=[pki.root]))
+    assert_fails_exactly(report, "cert_chain_starts_with_ca_cert", "workload_cert_verifies")
+    assert "does not contain the intermediate" in check(report, "cert_chain_starts_with_ca_cert")["detail"]
+    # istiod itself would start (the root verifies the intermediate directly), but peers reject workload certs.
+    assert check(report, "chains_to_root")["passed"] is True
+
+
+def test_chain_in_the_wrong_order(pki):
+    report = run(pki.bundle(chain=[pki.root, pki.intermediate]))
+    assert_fails_exactly(report, "cert_chain_starts_with_ca_cert")
+    assert "position 2 (wrong order)" in check(report, "cert_chain_starts_with_ca_cert")["detail"]
+
+
+def test_root_file_holding_the_intermediate(pki):
+    report = run(pki.bundle(roots=[pki.root, pki.intermediate]))
+    assert_fails_exactly(report, "root_cert_excludes_intermediate", "roots_self_signed_ca")
+    assert "root-cert.pem contains the intermediate" in check(report, "root_cert_excludes_intermediate")["detail"]
+
+
+def test_root_file_holding_only_the_intermediate(ec_pki):
+    report = run(ec_pki.bundle(roots=[ec_pki.intermediate]))
+    assert {"root_cert_excludes_intermediate", "roots_self_signed_ca", "chains_to_root"} <= set(report["failed"])
+    assert "contains ca-cert.pem itself" in check(report, "chains_to_root")["detail"]
+
+
+def test_expired_intermediate(pki):
+    later = NOW + 181 * DAY  # the intermediate ends at NOW + 180 days, the root at NOW + 365 days
+    report = run(pki.bundle(), now=later)
+    assert_fails_exactly(report, "certificates_valid_now")
+    detail = check(report, "certificates_valid_now")["detail"]
+    assert "'CN=meshpki test intermediate' expired" in detail and "1 day(s) ago" in detail
+    assert report["certificates"]["intermediate"]["days_left"] == -1
+
+
+def test_not_yet_valid_intermediate(ec_pki):
+    report = run(ec_pki.bundle(), now=NOW - 31 * DAY)
+    assert_fails_exactly(report, "certificates_valid_now")
+    assert "is not valid before" in check(report, "certificates_valid_now")["detail"]
+
+
+def test_expired_root(ec_pki):
+    root = make_cert("old root", ec_pki.root_key, not_before=NOW - 400 * DAY, not_after=NOW - DAY)
+    intermediate = make_cert("int", ec_pki.int_key, issuer=root, issuer_key=ec_pki.root_key,
+                             not_before=NOW - 300 * DAY, not_after=NOW - 2 * DAY)
+    report = run({"ca_cert": pem(intermediate), "ca_key": key_pem(ec_pki.int_key, "sec1"),
+                  "cert_chain": pem(intermediate, root), "root_cert": pem(root)})
+    assert_fails_exactly(report, "certificates_valid_now")
+    assert "'CN=old root' expired" in check(report, "certificates_valid_now")["detail"]
+
+
+def test_intermediate_outliving_the_root(pki):
+    intermediate = pki.sign_intermediate(not_after=NOW + 367 * DAY)  # root: NOW + 365 days
+    report = run(pki.bundle(intermediate=intermediate))
+    assert_fails_exactly(report, "intermediate_within_root_lifetime")
+    detail = check(report, "intermediate_within_root_lifetime")["detail"]
+    assert "by 2 days, 0:00:00 (172800 s)" in detail
+
+
+def test_intermediate_outliving_the_root_by_seconds(ec_pki):
+    intermediate = ec_pki.sign_intermediate(not_after=NOW + 365 * DAY + datetime.timedelta(seconds=1))
+    report = run(ec_pki.bundle(intermediate=intermediate))
+    assert_fails_exactly(report, "intermediate_within_root_lifetime")
+    assert "(1 s)" in check(report, "intermediate_within_root_lifetime")["detail"]
+
+
+def test_no_value_in_the_key_file(pki):
+    files = pki.bundle()
+    files["ca_key"] = "<no value>\n"  # what the agent renders for a missing KV field
+    report = run(files)
+    assert "no_unrendered_values" in report["failed"]
+    assert check(report, "files_not_empty")["passed"] is True
+    assert_fails_exactly(report, "no_unrendered_values", "ca_key_parses", "key_matches_cert", "workload_cert_verifies")
+    assert "ca-key.pem" in check(report, "no_unrendered_values")["detail"]
+
+
+def test_no_value_next_to_valid_pem_is_still_reported(ec_pki):
+    files = ec_pki.bundle()
+    files["cert_chain"] += "<no value>\n"
+    report = run(files)
+    assert_fails_exactly(report, "no_unrendered_values")
+
+
+@pytest.mark.parametrize("empty", ["", "\n", None])
+def test_empty_root_file(ec_pki, empty):
+    files = ec_pki.bundle()
+    files["root_cert"] = empty
+    report = run(files)
+    assert "files_not_empty" in report["failed"]
+    assert "root-cert.pem" in check(report, "files_not_empty")["detail"]
+    assert check(report, "root_cert_parses").get("skipped") is True
+    assert check(report, "chains_to_root").get("skipped") is True
+    assert check(report, "key_matches_cert")["passed"] is True
+
+
+def test_empty_key_file(ec_pki):
+    files = ec_pki.bundle()
+    files["ca_key"] = ""
+    report = run(files)
+    assert_fails_exactly(report, "files_not_empty", "ca_key_parses", "key_matches_cert", "workload_cert_verifies")
+    assert "ca-key.pem" in check(report, "files_not_empty")["detail"]
+
+
+def test_all_files_missing_runs_every_check_without_raising():
+    report = verify_bundle(None, None, None, None, now=NOW)
+    assert report["ok"] is False
+    assert [entry["name"] for entry in report["checks"]] == list(CHECKS)
+    assert report["certificates"] == {"intermediate": None, "chain": [], "roots": []}
+    assert report["days_left"] is None and report["key"] is None
+
+
+@pytest.mark.parametrize("fmt", ["pkcs8", "pkcs1"])
+def test_encrypted_key(pki, fmt):
+    files = pki.bundle()
+    files["ca_key"] = key_pem(pki.int_key, fmt, password=b"secret")
+    assert ("ENCRYPTED PRIVATE KEY" if fmt == "pkcs8" else "Proc-Type: 4,ENCRYPTED") in files["ca_key"]
+    report = run(files)
+    assert_fails_exactly(report, "ca_key_parses", "key_matches_cert", "workload_cert_verifies")
+    assert "encrypted" in check(report, "ca_key_parses")["detail"]
+
+
+def test_non_ca_certificate_as_ca_cert(pki):
+    leaf = pki.sign_intermediate("not a ca", ca=False, key_cert_sign=False)
+    report = run(pki.bundle(intermediate=leaf))
+    assert_fails_exactly(report, "ca_cert_is_ca", "ca_cert_key_cert_sign", "workload_cert_verifies")
+    assert "is not a CA" in check(report, "ca_cert_is_ca")["detail"]
+
+
+def test_certificate_without_basic_constraints_is_not_a_ca(ec_pki):
+    cert = ec_pki.sign_intermediate("no constraints", basic_constraints=False)
+    report = run(ec_pki.bundle(intermediate=cert))
+    assert "ca_cert_is_ca" in report["failed"]
+
+
+def test_missing_key_cert_sign(pki):
+    cert = pki.sign_intermediate(key_cert_sign=False)
+    report = run(pki.bundle(intermediate=cert))
+    assert_fails_exactly(report, "ca_cert_key_cert_sign")
+    assert "lacks keyUsage keyCertSign" in check(report, "ca_cert_key_cert_sign")["detail"]
+
+
+def test_tls_crt_present(pki):
+    names = ["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem", "tls.crt"]
+    report = run(pki.bundle(), file_names=names)
+    assert_fails_exactly(report, "no_tls_crt")
+    assert "tls.crt/tls.key/ca.crt" in check(report, "no_tls_crt")["detail"]
+
+
+def test_without_listing_tls_crt_is_not_checked(ec_pki):
+    entry = check(run(ec_pki.bundle()), "no_tls_crt")
+    assert entry["passed"] is True and "not checked" in entry["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# more ways a bundle breaks
+# ---------------------------------------------------------------------------------------------------------
+
+def test_intermediate_of_another_root(ec_pki):
+    report = run(ec_pki.bundle(roots=[ec_pki.other_root]))
+    assert_fails_exactly(report, "chains_to_root", "intermediate_within_root_lifetime", "workload_cert_verifies")
+    assert "'CN=meshpki test root' is self-signed (a root) but root-cert.pem does not contain it" in \
+        check(report, "chains_to_root")["detail"]
+    assert check(report, "intermediate_within_root_lifetime").get("skipped") is True
+
+
+def test_intermediate_of_another_root_without_root_in_chain(ec_pki):
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate], roots=[ec_pki.other_root]))
+    assert "no certificate in root-cert.pem or cert-chain.pem has the subject 'CN=meshpki test root'" in \
+        check(report, "chains_to_root")["detail"]
+
+
+def test_root_with_the_same_name_but_another_key(ec_pki):
+    impostor = make_cert("meshpki test root", ec_pki.other_root_key)
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate], roots=[impostor]))
+    assert "chains_to_root" in report["failed"]
+    assert "signature does not verify" in check(report, "chains_to_root")["detail"]
+
+
+def test_three_level_bundle_without_the_middle_ca_in_the_chain(ec_pki):
+    mid_key = new_key("ec")
+    mid = ec_pki.sign_intermediate("middle", key=mid_key)
+    ca_key = new_key("ec")
+    ca = make_cert("istio ca", ca_key, issuer=mid, issuer_key=mid_key, not_after=NOW + 90 * DAY)
+    report = run({"ca_cert": pem(ca), "ca_key": key_pem(ca_key, "sec1"), "cert_chain": pem(ca),
+                  "root_cert": pem(ec_pki.root)})
+    assert "chains_to_root" in report["failed"]
+    assert "has the subject 'CN=middle'" in check(report, "chains_to_root")["detail"]
+
+
+def test_root_path_length_zero_breaks_workload_certificates(ec_pki):
+    root = make_cert("strict root", ec_pki.root_key, path_length=0)
+    intermediate = make_cert("int", ec_pki.int_key, issuer=root, issuer_key=ec_pki.root_key,
+                             not_after=NOW + 100 * DAY)
+    report = run({"ca_cert": pem(intermediate), "ca_key": key_pem(ec_pki.int_key, "sec1"),
+                  "cert_chain": pem(intermediate, root), "root_cert": pem(root)})
+    assert_fails_exactly(report, "workload_cert_verifies")
+    assert "allows pathlen 0" in check(report, "workload_cert_verifies")["detail"]
+
+
+def test_ext_key_usage_without_server_auth(ec_pki):
+    cert = ec_pki.sign_intermediate(eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    report = run(ec_pki.bundle(intermediate=cert))
+    assert_fails_exactly(report, "ext_key_usage")
+
+
+def test_ext_key_usage_with_server_auth_is_fine(ec_pki):
+    cert = ec_pki.sign_intermediate(eku=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+    assert run(ec_pki.bundle(intermediate=cert))["ok"] is True
+
+
+def test_private_key_inside_the_chain_file(ec_pki):
+    files = ec_pki.bundle()
+    files["cert_chain"] += key_pem(ec_pki.int_key, "pkcs8")
+    report = run(files)
+    assert "cert_chain_parses" in report["failed"]
+    assert "contains a private key" in check(report, "cert_chain_parses")["detail"]
+
+
+def test_garbage_certificate_file(ec_pki):
+    files = ec_pki.bundle()
+    files["ca_cert"] = "this is not PEM\n"
+    report = run(files)
+    assert "ca_cert_parses" in report["failed"]
+    assert "no PEM CERTIFICATE block" in check(report, "ca_cert_parses")["detail"]
+    for name in ("key_matches_cert", "ca_cert_is_ca", "chains_to_root", "workload_cert_verifies"):
+        assert check(report, name).get("skipped") is True
+
+
+def test_corrupted_certificate_block(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    report = run(files)
+    assert "root_cert_parses" in report["failed"]
+    assert "does not parse" in check(report, "root_cert_parses")["detail"]
+
+
+def test_key_file_starting_with_ec_parameters(ec_pki):
+    files = ec_pki.bundle()
+    files["ca_key"] = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n" + files["ca_key"]
+    report = run(files)
+    assert "ca_key_parses" in report["failed"]
+    assert "first PEM block is 'EC PARAMETERS'" in check(report, "ca_key_parses")["detail"]
+
+
+def test_ca_cert_with_several_certificates_uses_the_first(ec_pki):
+    files = ec_pki.bundle()
+    files["ca_cert"] = pem(ec_pki.intermediate, ec_pki.root)
+    report = run(files)
+    assert report["ok"] is True
+    assert "uses only the first" in check(report, "ca_cert_parses")["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# directory helpers
+# ---------------------------------------------------------------------------------------------------------
+
+def write_dir(directory, files, extra=()):
+    names = {"ca_cert": "ca-cert.pem", "ca_key": "ca-key.pem", "cert_chain": "cert-chain.pem",
+             "root_cert": "root-cert.pem"}
+    for key, text in files.items():
+        if text is not None:
+            (directory / names[key]).write_text(text)
+    for name in extra:
+        (directory / name).write_text("x")
+
+
+def test_verify_bundle_dir(tmp_path, ec_pki):
+    write_dir(tmp_path, ec_pki.bundle())
+    assert verify_bundle_dir(str(tmp_path), now=NOW)["ok"] is True
+
+
+def test_verify_bundle_dir_with_tls_crt_and_a_missing_file(tmp_path, ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = None
+    write_dir(tmp_path, files, extra=["tls.crt"])
+    texts, names = read_bundle_dir(str(tmp_path))
+    assert texts["root-cert.pem"] is None and "tls.crt" in names
+    report = verify_bundle_dir(str(tmp_path), now=NOW)
+    assert {"no_tls_crt", "files_not_empty"} <= set(report["failed"])
+
+
+def test_read_bundle_dir_missing_directory(tmp_path):
+    with pytest.raises(PemError, match="cannot list the CA directory"):
+        read_bundle_dir(str(tmp_path / "nope"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pure helpers
+# ---------------------------------------------------------------------------------------------------------
+
+def test_split_pem_certs_and_load(ec_pki):
+    text = "junk\n" + pem(ec_pki.intermediate) + key_pem(ec_pki.int_key, "pkcs8") + pem(ec_pki.root) + "more junk"
+    blocks = split_pem_certs(text)
+    assert len(blocks) == 2
+    assert all(block.startswith("-----BEGIN CERTIFICATE-----") for block in blocks)
+    assert load_cert(blocks[1]) == ec_pki.root
+    assert load_certs(text) == [ec_pki.intermediate, ec_pki.root]
+    assert split_pem_certs(text.encode()) == blocks
+    assert split_pem_certs("") == []
+
+
+def test_load_cert_errors():
+    with pytest.raises(PemError, match="no PEM 'CERTIFICATE' block"):
+        load_cert("nothing here")
+    with pytest.raises(PemError, match="does not parse"):
+        load_cert("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+
+
+@pytest.mark.parametrize("fmt", ["pkcs1", "pkcs8"])
+def test_load_private_key_rsa(fmt):
+    key = new_key("rsa")
+    loaded = load_private_key(key_pem(key, fmt))
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    assert loaded.private_numbers() == key.private_numbers()
+
+
+def test_load_private_key_ed25519_pkcs8():
+    key = ed25519.Ed25519PrivateKey.generate()
+    loaded = load_private_key(key_pem(key, "pkcs8"))
+    assert key_type_and_bits(loaded) == ("ed25519", 256)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "no PEM block found"),
+    ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "first PEM block is 'CERTIFICATE'"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+     "'RSA PRIVATE KEY' block does not parse"),
+    ("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", "encrypted"),
+])
+def test_load_private_key_errors(text, message):
+    with pytest.raises(PemError, match=message):
+        load_private_key(text)
+
+
+def test_load_private_key_label_must_match_the_key_type(ec_pki):
+    body = key_pem(ec_pki.int_key, "sec1").replace("EC PRIVATE KEY", "RSA PRIVATE KEY")
+    with pytest.raises(PemError):
+        load_private_key(body)
+
+
+def test_public_key_matches(ec_pki):
+    assert public_key_matches(ec_pki.intermediate, ec_pki.int_key) is True
+    assert public_key_matches(ec_pki.intermediate, ec_pki.int_key.public_key()) is True
+    assert public_key_matches(ec_pki.intermediate, ec_pki.other_key) is False
+
+
+def test_key_type_and_bits():
+    rsa_key = new_key("rsa")
+    assert key_type_and_bits(rsa_key) == ("rsa", 2048)
+    assert key_type_and_bits(rsa_key.public_key()) == ("rsa", 2048)
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    assert key_type_and_bits(p384) == ("ec", 384)
+    cert = make_cert("c", p384)
+    assert key_type_and_bits(cert) == ("ec", 384)
+    with pytest.raises(PemError):
+        key_type_and_bits("not a key")
+
+
+def test_cert_info_formats(ec_pki):
+    info = cert_info(ec_pki.root, now=NOW)
+    serial_hex = format(ec_pki.root.serial_number, "x")
+    assert info["serial"].replace(":", "") == serial_hex.zfill(len(serial_hex) + len(serial_hex) % 2)
+    assert info["serial"] == info["serial"].lower()
+    fingerprint = ec_pki.root.fingerprint(hashes.SHA256()).hex().upper()
+    assert info["sha256_fingerprint"].replace(":", "") == fingerprint
+    assert len(info["sha256_fingerprint"].split(":")) == 32
+    assert info["not_before"] == (NOW - 30 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert info["days_left"] == 365
+    assert info["key_type"] == "ec" and info["key_bits"] == 256
+    assert info["self_signed"] is True and info["is_ca"] is True
+
+
+def test_cert_info_naive_now_is_utc(ec_pki):
+    assert cert_info(ec_pki.root, now=NOW.replace(tzinfo=None))["days_left"] == 365
+
+
+@pytest.mark.parametrize(("number", "expected"), [(0x1, "01"), (0xF0A, "0f:0a"), (0x18982A, "18:98:2a")])
+def test_format_serial_like_vault(number, expected):
+    assert format_serial(number) == expected
+
+
+def test_signature_error_and_manual_fallback(pki):
+    assert signature_error(pki.intermediate, pki.root) is None
+    assert x509_mod._signature_error_manual(pki.intermediate, pki.root) is None
+    forged = make_cert("meshpki test intermediate", pki.int_key, issuer=pki.root, issuer_key=pki.other_key)
+    assert "does not verify" in signature_error(forged, pki.root)
+    assert "does not verify" in x509_mod._signature_error_manual(forged, pki.root)
+    assert "issuer name" in signature_error(pki.intermediate, pki.other_root)
+
+
+def test_build_chain_prefers_roots_and_reports_problems(ec_pki):
+    path, problems = build_chain(ec_pki.intermediate, [ec_pki.intermediate, ec_pki.root], [ec_pki.root])
+    assert path == [ec_pki.intermediate, ec_pki.root]
+    assert problems == []
+    path, problems = build_chain(ec_pki.intermediate, [], [ec_pki.other_root])
+    assert path is None and problems

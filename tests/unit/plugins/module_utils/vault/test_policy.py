@@ -1,0 +1,145 @@
+import pytest
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import (
+    PolicyParseError,
+    canonical_policy,
+    grants,
+    merge_policies,
+    render_rules,
+    same_policy,
+)
+
+GUIDE = '''path "secret/data/istioca" {
+capabilities = ["read", "list"]
+}
+path "istioca/cert/*" {
+capabilities = ["read", "list"]
+}
+path "pki/cert/ca" {
+capabilities = ["read", "list"]
+}
+'''
+
+
+def test_guide_policy_parses():
+    assert canonical_policy(GUIDE) == {
+        "secret/data/istioca": {"capabilities": ["list", "read"]},
+        "istioca/cert/*": {"capabilities": ["list", "read"]},
+        "pki/cert/ca": {"capabilities": ["list", "read"]},
+    }
+
+
+def test_order_spacing_comments_and_repeats_do_not_matter():
+    other = ('/* block */ path "pki/cert/ca" { capabilities = ["list"] } // tail\n'
+             'path "pki/cert/ca" {capabilities=["read","read"]}\n'
+             '# hash\npath "istioca/cert/*" { capabilities = ["list", "read"] }\n'
+             'path "secret/data/istioca" { capabilities = ["read", "list"], }')
+    assert same_policy(GUIDE, other)
+
+
+def test_meaningful_differences_matter():
+    assert not same_policy(GUIDE, GUIDE.replace('"list"]\n}\npath "pki', '"list", "update"]\n}\npath "pki'))
+    assert not same_policy(GUIDE, GUIDE.replace("pki/cert/ca", "pki/cert/*"))
+    with_params = 'path "a" { capabilities = ["update"]\n allowed_parameters = { "ttl" = ["1h"] } }'
+    assert not same_policy(with_params, 'path "a" { capabilities = ["update"] }')
+    assert same_policy(with_params,
+                       'path "a" {\n capabilities = ["update"]\n allowed_parameters = {\n"ttl" = ["1h"]\n}\n}')
+
+
+def test_json_policy_equals_hcl():
+    assert same_policy('{"path": {"pki/cert/ca": {"capabilities": ["read"]}}}',
+                       'path "pki/cert/ca" { capabilities = ["read"] }')
+
+
+def test_heredoc_strings():
+    assert canonical_policy('path <<EOT\npki/cert/ca\nEOT\n { capabilities = ["read"] }') == {
+        "pki/cert/ca": {"capabilities": ["read"]}}
+
+
+def test_unparseable_text_falls_back_to_whitespace_insensitive_compare():
+    with pytest.raises(PolicyParseError):
+        canonical_policy('path "x" { capabilities = ["read" }')
+    assert same_policy('path "x" {capabilities = ["read" }', 'path "x" { capabilities = ["read" }')
+    assert not same_policy('path "x" {capabilities = ["read" }', 'path "y" { capabilities = ["read" }')
+
+
+def test_non_path_blocks_are_refused_by_the_parser():
+    with pytest.raises(PolicyParseError):
+        canonical_policy('name = "x"')
+
+
+def test_render_rules_is_canonical_and_round_trips():
+    text = render_rules([{"path": "pki/cert/ca", "capabilities": ["read"]},
+                         {"path": "sys/x", "capabilities": ["update"], "required_parameters": ["a"],
+                          "allowed_parameters": {"b": []}, "min_wrapping_ttl": None}])
+    assert text == ('path "pki/cert/ca" {\n  capabilities = ["read"]\n}\n\n'
+                    'path "sys/x" {\n  capabilities = ["update"]\n  allowed_parameters = {\n    "b" = []\n  }\n'
+                    '  required_parameters = ["a"]\n}\n')
+    assert canonical_policy(text)["sys/x"] == {"capabilities": ["update"], "allowed_parameters": {"b": []},
+                                               "required_parameters": ["a"]}
+
+
+@pytest.mark.parametrize("rules, message", [
+    ([], "at least one path"),
+    ([{"capabilities": ["read"]}], "rules[0] needs a non-empty 'path'"),
+    ([{"path": "a", "capabilities": ["read"]}, {"path": "b"}], "rules[1] (path 'b') needs 'capabilities'"),
+    ([{"path": "a", "capabilities": [""]}], "rules[0] (path 'a') needs 'capabilities'"),
+])
+def test_render_rules_errors(rules, message):
+    with pytest.raises(ValueError) as err:
+        render_rules(rules)
+    assert message in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what a policy grants on a path (Vault's ACL: exact rule first, else the one matching glob of highest priority)
+# ---------------------------------------------------------------------------------------------------------
+
+def _grants(text, path, capability="read"):
+    return grants(canonical_policy(text), path, capability)
+
+
+def test_guide_policy_grants_the_four_reads():
+    for path in ("secret/data/istioca", "istioca/cert/ca", "istioca/cert/ca_chain", "pki/cert/ca"):
+        assert _grants(GUIDE, path)[0], path
+    assert _grants(GUIDE, "istioca/cert/ca") == (True, "istioca/cert/*", ["list", "read"])
+    assert _grants(GUIDE, "secret/data/istioca-east") == (False, None, [])
+    assert not _grants(GUIDE, "secret/data/istioca", "update")[0]
+
+
+@pytest.mark.parametrize("text, path, expected, rule", [
+    # exact beats glob, even when the glob grants more
+    ('path "secret/*" { capabilities = ["read"] }\npath "secret/data/x" { capabilities = ["list"] }',
+     "secret/data/x", False, "secret/data/x"),
+    # the longer glob wins and capabilities of matching rules do not add up
+    ('path "secret/*" { capabilities = ["read"] }\npath "secret/data/*" { capabilities = ["list"] }',
+     "secret/data/x", False, "secret/data/*"),
+    # a glob is a prefix of the last segment too
+    ('path "secret/data/ist*" { capabilities = ["read"] }', "secret/data/istioca", True, "secret/data/ist*"),
+    ('path "secret/data/ist*" { capabilities = ["read"] }', "secret/data/other", False, None),
+    # + is exactly one segment
+    ('path "secret/+/istioca" { capabilities = ["read"] }', "secret/data/istioca", True, "secret/+/istioca"),
+    ('path "secret/+/istioca" { capabilities = ["read"] }', "secret/a/b/istioca", False, None),
+    ('path "+/cert/ca" { capabilities = ["read"] }', "istioca/cert/ca_chain", False, None),
+    # a later first wildcard wins over an earlier one
+    ('path "+/data/istioca" { capabilities = ["deny"] }\npath "secret/+/istioca" { capabilities = ["read"] }',
+     "secret/data/istioca", True, "secret/+/istioca"),
+    # not ending in * wins over ending in *
+    ('path "secret/+/*" { capabilities = ["read"] }\npath "secret/+/istioca" { capabilities = ["deny"] }',
+     "secret/data/istioca", False, "secret/+/istioca"),
+    # deny in the applying rule refuses, whatever else it lists
+    ('path "secret/data/istioca" { capabilities = ["read", "deny"] }', "secret/data/istioca", False,
+     "secret/data/istioca"),
+])
+def test_vault_acl_rule_selection(text, path, expected, rule):
+    granted, applied, _caps = _grants(text, path)
+    assert (granted, applied) == (expected, rule)
+
+
+def test_policies_merge_per_path_string_only():
+    named = canonical_policy('path "secret/data/istioca" { capabilities = ["read"] }')
+    default = canonical_policy('path "secret/data/istioca" { capabilities = ["deny"] }\n'
+                               'path "secret/*" { capabilities = ["read"] }')
+    merged = merge_policies(named, default)
+    assert grants(merged, "secret/data/istioca") == (False, "secret/data/istioca", ["deny", "read"])
+    assert grants(merged, "secret/data/other")[0] is True
