@@ -325,7 +325,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client
     api_client,
     describe_api_error,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import HAS_HVAC, VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import read_default_issuer
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -917,8 +917,7 @@ def main():
     )
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    if not HAS_HVAC:
-        module._require_hvac()
+    module.requires("hvac")
     if module.params["jwt_file"] and not os.path.isfile(module.params["jwt_file"]):
         module.fail_json(msg="jwt_file '%s' is not a file: give the path of a file holding istiod's service-account "
                              "token, or pass it as jwt." % module.params["jwt_file"])
