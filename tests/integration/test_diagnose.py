@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import REPO, module_play
 
-from harness.openbao import OpenBaoServer, vault_request
+from harness.openbao import AuditLog, OpenBaoServer, vault_request
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import demo  # noqa: E402
@@ -75,6 +75,7 @@ def estate(tmp_path_factory):
     try:
         first = estate.playbook("istio_vault_ca.yml")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        estate.mint()  # istiod's ServiceAccount exists, as in a cluster (the fake API creates it with a first token)
         yield estate
     finally:
         estate.stop()
@@ -84,7 +85,7 @@ def diagnose_args(estate, **overrides):
     args = {"target": "tsb_controlplane", "target_name": "controlplane", "target_namespace": "tsb",
             "path": estate.manifest}
     args.update(overrides)
-    return args
+    return dict((name, value) for name, value in args.items() if value is not None)  # None: option left out
 
 
 def diagnose(playbook, estate, env=None, **overrides):
@@ -105,7 +106,7 @@ def only_problems(checks, *names):
 
 def test_healthy_setup_every_check_ok_and_no_secret_in_output(playbook, estate):
     jwt = estate.mint()
-    run = playbook(module_play("istio_ca_diagnose", diagnose_args(estate, jwt=jwt)), env=estate.vault_env,
+    run = playbook(module_play("istio_ca_diagnose", diagnose_args(estate, istiod_jwt=jwt)), env=estate.vault_env,
                    verbosity=3)
     assert run.rc == 0, run
     result = run.task("task")["result"]
@@ -141,7 +142,7 @@ def test_problems_named_in_words(playbook, estate):
             broken = re.sub(r'path "%s" \{[^}]*\}' % re.escape(path), "", policy)
             assert broken != policy
             estate.api("PUT", "sys/policies/acl/istioca", {"policy": broken})
-            result, checks = diagnose(playbook, estate, jwt=estate.mint())
+            result, checks = diagnose(playbook, estate, istiod_jwt=estate.mint())
             only_problems(checks, *problems)
             assert "does not grant read on %s" % path in checks["policy"][1]
         assert checks["policy"][0] == "warning" and "without a token" in checks["policy"][1]
@@ -151,7 +152,7 @@ def test_problems_named_in_words(playbook, estate):
     estate.api("PUT", "sys/policies/acl/istioca", {"policy": re.sub(
         r'path "secret/data/istioca" \{[^}]*\}', "", policy)})
     try:
-        result, checks = diagnose(playbook, estate, jwt=estate.mint())
+        result, checks = diagnose(playbook, estate, istiod_jwt=estate.mint())
     finally:
         estate.api("PUT", "sys/policies/acl/istioca", {"policy": policy})
     assert "ca-key.pem (403)" in checks["policy"][1] and "Re-run the main playbook" in checks["policy"][1]
@@ -163,7 +164,7 @@ def test_problems_named_in_words(playbook, estate):
     role = estate.api("GET", "auth/kubernetes/role/istiod")["data"]
     estate.api("POST", "auth/kubernetes/role/istiod", {"bound_service_account_names": ["someone-else"]})
     try:
-        _result, checks = diagnose(playbook, estate, jwt=estate.mint())
+        _result, checks = diagnose(playbook, estate, istiod_jwt=estate.mint())
         only_problems(checks, "role", "istiod_login")
         assert "bound to service account(s) someone-else, not istiod-service-account" in checks["role"][1]
         assert "auth/kubernetes/login" in checks["istiod_login"][1]
@@ -247,7 +248,7 @@ def test_mount_types_renew_window_and_a_login_with_the_wrong_account(playbook, e
     estate.api("POST", "sys/mounts/kv-one", {"type": "kv", "options": {"version": "1"}})
     try:
         result, checks = diagnose(playbook, estate, kv_mount="kv-one", renew_before="5000h",
-                                  jwt=estate.mint(namespace="default", name="default"))
+                                  istiod_jwt=estate.mint(namespace="default", name="default"))
     finally:
         estate.api("DELETE", "sys/mounts/kv-one")
     assert "'kv-one/' is a kv v1 mount, but the intermediate's key needs kv v2" in checks["mounts"][1]
@@ -266,6 +267,82 @@ def test_mount_types_renew_window_and_a_login_with_the_wrong_account(playbook, e
     assert "'pki-empty' has no default issuer, so ca-cert.pem and cert-chain.pem render(s) empty" in \
         checks["intermediate_ca"][1] and "(intermediate CA step)" in checks["intermediate_ca"][1]
     assert checks["intermediate_key"][0] == "skipped"
+
+
+# What diagnose reads with its own login (sys/auth needs sudo); nothing else.
+DIAGNOSE_READER = """
+path "*" { capabilities = ["read", "list"] }
+path "sys/auth" { capabilities = ["read", "sudo"] }
+"""
+
+
+def login_paths(estate, mark):
+    """The login requests the audit log shows after ``mark``."""
+    return [path for _op, path in AuditLog(estate.env["MESHPKI_AUDIT_LOG"]).requests(mark) if path.endswith("/login")]
+
+
+@pytest.fixture
+def approle(estate):
+    """An AppRole at the default mount 'approle' whose token may read what diagnose reads: (role_id, secret_id)."""
+    estate.api("POST", "sys/auth/approle", {"type": "approle"})
+    estate.api("PUT", "sys/policies/acl/diagnose-reader", {"policy": DIAGNOSE_READER})
+    try:
+        estate.api("POST", "auth/approle/role/diagnose", {"token_policies": ["diagnose-reader"]})
+        role_id = estate.api("GET", "auth/approle/role/diagnose/role-id")["data"]["role_id"]
+        secret_id = estate.api("POST", "auth/approle/role/diagnose/secret-id")["data"]["secret_id"]
+        yield role_id, secret_id
+    finally:
+        estate.api("DELETE", "sys/auth/approle")
+        estate.api("DELETE", "sys/policies/acl/diagnose-reader")
+
+
+def test_own_login_takes_the_shared_auth_options(playbook, estate, approle):
+    """Issue #16: the module's own auth_mount/jwt/jwt_file were istiod's, so with auth_method approle it logged in
+    at auth/kubernetes/login. Now auth_method, auth_mount, role_id and secret_id are the module's own login, as in
+    every module (here at the approle method's default mount), and istiod's options have names of their own."""
+    role_id, secret_id = approle
+    mark = AuditLog(estate.env["MESHPKI_AUDIT_LOG"]).mark()
+    result, checks = diagnose(playbook, estate, env={"VAULT_TOKEN": ""}, auth_method="approle", role_id=role_id,
+                              secret_id=secret_id)
+    assert checks["vault_login"][0] == "ok", checks["vault_login"]
+    assert login_paths(estate, mark) == ["auth/approle/login"]
+    assert checks["istiod_login"][0] == "skipped"
+    only_problems(checks)
+    assert result["healthy"] is True
+
+
+def test_istiod_logs_in_at_kubernetes_auth_mount_while_the_module_uses_approle(playbook, estate, approle):
+    """istiod's Kubernetes auth at a mount of its own (kubernetes_auth_mount) with istiod_jwt; the module's own
+    login with AppRole at a non-default mount (auth_mount; the fixture gives the policy): each login at its own
+    mount, every check ok."""
+    estate.api("POST", "sys/auth/approle-ops", {"type": "approle"})
+    estate.api("POST", "auth/approle-ops/role/diagnose", {"token_policies": ["diagnose-reader"]})
+    ops_role_id = estate.api("GET", "auth/approle-ops/role/diagnose/role-id")["data"]["role_id"]
+    ops_secret_id = estate.api("POST", "auth/approle-ops/role/diagnose/secret-id")["data"]["secret_id"]
+    config = estate.api("GET", "auth/kubernetes/config")["data"]
+    role = estate.api("GET", "auth/kubernetes/role/istiod")["data"]
+    estate.api("POST", "sys/auth/k8s-istiod", {"type": "kubernetes"})
+    try:
+        estate.api("POST", "auth/k8s-istiod/config", {
+            "kubernetes_host": config["kubernetes_host"], "kubernetes_ca_cert": config["kubernetes_ca_cert"],
+            "token_reviewer_jwt": estate.mint(namespace="vault", name="vault-token-reviewer")})
+        estate.api("POST", "auth/k8s-istiod/role/istiod", dict(
+            (key, role[key]) for key in ("bound_service_account_names", "bound_service_account_namespaces",
+                                         "token_policies", "token_ttl", "audience") if role.get(key)))
+        mark = AuditLog(estate.env["MESHPKI_AUDIT_LOG"]).mark()
+        result, checks = diagnose(playbook, estate, env={"VAULT_TOKEN": ""}, auth_method="approle",
+                                  auth_mount="approle-ops", role_id=ops_role_id, secret_id=ops_secret_id,
+                                  kubernetes_auth_mount="k8s-istiod", istiod_jwt=estate.mint(), target=None)
+    finally:
+        estate.api("DELETE", "sys/auth/k8s-istiod")
+        estate.api("DELETE", "sys/auth/approle-ops")
+    # (no target: the manifest's annotations name auth/kubernetes, the mount the main playbook configured)
+    assert dict((name, status) for name, (status, _msg) in checks.items()) == dict(
+        [(name, "ok") for name in CHECKS[:-1]] + [("target", "skipped")]), result["report"]
+    assert login_paths(estate, mark) == ["auth/approle-ops/login", "auth/k8s-istiod/login"]
+    assert "auth/k8s-istiod/ is kubernetes" in checks["mounts"][1]
+    assert "logged in at auth/k8s-istiod/login as istio-system/istiod-service-account" in checks["istiod_login"][1]
+    assert "rendered with istiod's token" in checks["bundle"][1]
 
 
 def test_unreachable_sealed_and_bad_input(playbook, estate, tmp_path):

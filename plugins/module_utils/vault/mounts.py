@@ -24,8 +24,9 @@ class MountResult(object):
         return self.before != self.after
 
 
-def _summary(info):
-    """The comparable part of a mount: type, KV version, max lease TTL in seconds."""
+def mount_summary(info):
+    """The comparable part of a mount (an entry of sys/mounts or sys/auth): type, KV version ("1" when the mount
+    says none), max lease TTL in seconds; None for None."""
     if info is None:
         return None
     kind = info.get("type")
@@ -91,7 +92,7 @@ def ensure_secrets_engine(client, path, engine_type, check_mode, description=Non
         max_ttl = to_seconds(max_lease_ttl, "max_lease_ttl for mount '%s'" % path)
     except ValueError as e:
         raise MeshPkiError(str(e))
-    before = _summary(read_secrets_engine(client, path))
+    before = mount_summary(read_secrets_engine(client, path))
     if before is not None:
         _check_type(path, before, engine_type, kv_version)
     after = dict(before or {"type": engine_type})
