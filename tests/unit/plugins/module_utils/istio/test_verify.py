@@ -3,18 +3,14 @@ the failure that keeps the whole report, min_days_left and the expiry warning; a
 strict FakeVault: the four reads rendered as the agent renders them, the policy rules check that creates nothing,
 and the token probe's create/revoke bodies."""
 
-import datetime
-
 import pytest
-from test_bundle import key_pem, make_cert, new_key, pem
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.verify import BundleInvalid, verify_ca_bundle
+from harness.certs import make_ca, plugin_ca_files
 from harness.fake_vault import FakeVault
 from harness.module_stub import ModuleStub
 
-NOW = datetime.datetime.now(datetime.timezone.utc)
-DAY = datetime.timedelta(days=1)
 POLICY = '''
 path "istioca/cert/*" { capabilities = ["read"] }
 path "pki/cert/ca" { capabilities = ["read"] }
@@ -23,18 +19,16 @@ path "secret/data/istioca" { capabilities = ["read"] }
 
 
 class Bundle(object):
-    def __init__(self, int_days=200, root_days=365, kind="ec"):
-        self.root_key = new_key(kind)
-        self.root = make_cert("verify root", self.root_key, not_before=NOW - DAY, not_after=NOW + root_days * DAY)
-        self.key = new_key(kind)
-        self.intermediate = make_cert("verify intermediate", self.key, issuer=self.root, issuer_key=self.root_key,
-                                      not_before=NOW - DAY, not_after=NOW + int_days * DAY, path_length=0)
+    """A root and an intermediate valid from now on, as the four files (harness.certs.plugin_ca_files)."""
+
+    def __init__(self, int_days=200, root_days=365):
+        self.files = plugin_ca_files(root_days, int_days)
+        self.intermediate, self.chain, self.root = (self.files[name] for name in (
+            "ca-cert.pem", "cert-chain.pem", "root-cert.pem"))
+        self.key = self.files["ca-key.pem"]
 
     def texts(self, **overrides):
-        texts = {"ca-cert.pem": pem(self.intermediate), "ca-key.pem": key_pem(self.key),
-                 "cert-chain.pem": pem(self.intermediate, self.root), "root-cert.pem": pem(self.root)}
-        texts.update(overrides)
-        return texts
+        return dict(self.files, **overrides)
 
     def pem_params(self, min_days_left=None, **overrides):
         texts = self.texts(**overrides)
@@ -44,13 +38,17 @@ class Bundle(object):
 
     def vault_answers(self, extra=None):
         answers = {
-            ("GET", "istioca/cert/ca"): {"data": {"certificate": pem(self.intermediate).strip()}},
-            ("GET", "istioca/cert/ca_chain"): {"data": {"certificate": pem(self.intermediate, self.root).strip()}},
-            ("GET", "pki/cert/ca"): {"data": {"certificate": pem(self.root).strip()}},
-            ("GET", "secret/data/istioca"): {"data": {"data": {"ca-key.pem": key_pem(self.key).strip()}}},
+            ("GET", "istioca/cert/ca"): {"data": {"certificate": self.intermediate.strip()}},
+            ("GET", "istioca/cert/ca_chain"): {"data": {"certificate": self.chain.strip()}},
+            ("GET", "pki/cert/ca"): {"data": {"certificate": self.root.strip()}},
+            ("GET", "secret/data/istioca"): {"data": {"data": {"ca-key.pem": self.key.strip()}}},
         }
         answers.update(extra or {})
         return answers
+
+
+def other_key():
+    return make_ca("another").key_pem
 
 
 def params(**overrides):
@@ -76,7 +74,7 @@ def test_a_good_bundle_from_pem_options_is_valid_without_contacting_vault():
     assert result["source"] == "pem" and result["sources"] == {
         "ca-cert.pem": "ca_cert_pem", "ca-key.pem": "ca_key_pem", "cert-chain.pem": "cert_chain_pem",
         "root-cert.pem": "root_cert_pem"}
-    assert result["chain_path"] == ["CN=verify intermediate", "CN=verify root"]
+    assert result["chain_path"] == ["CN=meshpki test intermediate", "CN=meshpki test root"]
     assert result["key_info"]["type"] == "ec" and result["policy_check"] is None and result["policy_rules"] == {}
     assert 198 <= result["days_left"] <= 200 and module.warnings == []
     assert "PRIVATE KEY" not in repr(result)
@@ -85,9 +83,8 @@ def test_a_good_bundle_from_pem_options_is_valid_without_contacting_vault():
 
 def test_a_key_of_another_certificate_fails_with_the_whole_report():
     bundle = Bundle()
-    other = new_key("ec")
     with pytest.raises(BundleInvalid) as err:
-        verify_ca_bundle(ModuleStub(bundle.pem_params(**{"ca-key.pem": key_pem(other)})))
+        verify_ca_bundle(ModuleStub(bundle.pem_params(**{"ca-key.pem": other_key()})))
     details = err.value.details
     assert details["valid"] is False and details["changed"] is False
     assert "key_matches_cert" in details["failed_checks"] and "workload_cert_verifies" in details["failed_checks"]

@@ -7,24 +7,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from test_pki import cert_pem, issuer_body, key_pem, make_cert, make_key, mounts, name
+from test_pki_intermediate import CN, HOUR
+from test_pki_intermediate import params as pki_params
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate import manage_intermediate
 from harness.fake_vault import FakeVault
 from harness.module_stub import ModuleStub
 
-CN = "tetrate.io Intermediate Authority"
-HOUR = 3600
-
 
 def params(**overrides):
-    values = dict(mount="istioca", max_lease_ttl=None, root_mount="pki", kv_mount="secret", kv_path="istioca",
-                  kv_field="ca-key.pem", common_name=CN, organization=None, ou=None, country=None, locality=None,
-                  province=None, key_type="rsa", key_bits=None, ttl="720h", ttl_exceeds_root="fail",
-                  max_path_length=-1, renew_before=None, force=False, signing="internal", certificate=None,
-                  ca_chain=None)
-    values.update(overrides)
-    return values
+    return pki_params(**dict(dict(ttl="720h"), **overrides))
 
 
 def csr_pem(key, subject):

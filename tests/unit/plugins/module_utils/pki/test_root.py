@@ -3,6 +3,7 @@ mode that writes nothing, Vault's warnings passed to module.warn, and validation
 
 import pytest
 from test_pki import cert_pem, issuer_body, key_pem, make_cert, make_key, mounts
+from test_pki import root_params as params
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import MOUNT_DESCRIPTION, manage_root
@@ -11,14 +12,6 @@ from harness.fake_vault import FakeVault
 from harness.module_stub import ModuleStub
 
 HOUR = 3600
-
-
-def params(**overrides):
-    values = dict(mount="pki", max_lease_ttl=None, common_name="tetrate.io", organization=None, ou=None,
-                  country=None, locality=None, province=None, key_type="rsa", key_bits=None, ttl="8760h",
-                  max_path_length=-1, force=False, pem_bundle=None, certificate=None)
-    values.update(overrides)
-    return values
 
 
 def pki_mount(max_lease_ttl=8760 * HOUR):
