@@ -6,9 +6,11 @@
 values; the merge that keeps everything the user has; the removal of exactly what the collection adds; and
 the two ways of writing the result: a YAML manifest file (GitOps) or the live object (merge patch).
 
-The pure part (:func:`desired_state`, :func:`apply_present`, :func:`apply_absent`, :func:`merge_patch_diff`,
-:class:`Manifest`) has no module object and no network. :func:`write_file` and :func:`reconcile_live` do the
-I/O. Every failure is a ``MeshPkiError`` whose message names the object or file and the fix.
+The pure part (:func:`desired_state`, :func:`apply_present`, :func:`apply_absent`, :func:`merge_patch_diff`)
+has no module object and no network. :func:`reconcile_live` does the live I/O, ``istio.manifest`` the file I/O.
+:func:`manage_annotations` is tsb_controlplane_annotations' whole task: the desired state, applied through
+:func:`edit_live` or ``istio.manifest.edit_manifest``, and the module result. Every failure is a ``MeshPkiError``
+whose message names the object or file and the fix.
 
 Merge rules (``state: present``):
 

@@ -5,7 +5,8 @@
 """Manifest files (file mode of tsb_controlplane_annotations): read a YAML file within limits (size, alias
 expansion), find the document of the target object, render the changed document back keeping the rest of the file
 byte for byte where it can, and write it atomically through symlinks keeping owner, mode, ACLs and SELinux
-context. Every failure is a ``MeshPkiError`` that names the file and the fix.
+context (:func:`edit_manifest` does all of it for one task). Every failure is a ``MeshPkiError`` that names the
+file and the fix.
 """
 
 from __future__ import absolute_import, division, print_function
