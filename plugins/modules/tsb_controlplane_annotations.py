@@ -45,6 +45,7 @@ requirements:
   - PyYAML
   - kubernetes >= 24.2.0 (the Python client), in live mode only
 extends_documentation_fragment:
+  - meshpki.vault_ca.ca_layout
   - meshpki.vault_ca.attributes
   - meshpki.vault_ca.attributes.inputs
 attributes:
@@ -138,39 +139,20 @@ options:
         returned in RV(backup_file).
     type: bool
     default: false
-  intermediate_mount:
-    description: PKI mount of Istio's intermediate CA (the guide's V(istioca)); the agent reads C(<mount>/cert/ca) and
-      C(<mount>/cert/ca_chain).
-    type: str
-    default: istioca
-  root_mount:
-    description: PKI mount of the root CA (the guide's V(pki)); the agent reads C(<mount>/cert/ca).
-    type: str
-    default: pki
-  kv_mount:
-    description: KV version 2 mount that holds the intermediate's private key.
-    type: str
-    default: secret
-  kv_path:
-    description: Path of the key's secret in O(kv_mount), without C(data/) (the template reads
-      C(<kv_mount>/data/<kv_path>)).
-    type: str
-    default: istioca
-  kv_field:
-    description: Field of that secret holding the PEM key.
-    type: str
-    default: ca-key.pem
   role:
     description: Vault Kubernetes auth role the injected agent logs in with (the C(role) annotation).
     type: str
     default: istiod
-  auth_mount:
+  kubernetes_auth_mount:
     description:
       - Mount of the Kubernetes auth method the agent logs in at. The injector's default is C(auth/kubernetes); for any
         other mount (one per cluster in a multi-cluster mesh, for example V(kubernetes-east)) the C(auth-path)
-        annotation is set to C(auth/<auth_mount>).
+        annotation is set to C(auth/<kubernetes_auth_mount>).
+      - The same name as in the other modules of the collection that take the Kubernetes auth mount. Version 0.1.0
+        named it O(auth_mount), which stays an alias.
     type: str
     default: kubernetes
+    aliases: [auth_mount]
   vault_namespace:
     description:
       - The Vault Enterprise or OpenBao namespace the agent logs in and reads in (the C(namespace) annotation), for
@@ -394,30 +376,14 @@ object:
   type: dict
 '''
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
-    TARGETS,
-    api_version,
-    apply_absent,
-    apply_present,
-    custom_objects_api,
-    desired_state,
-    reconcile_live,
-)
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import (
-    HAS_YAML,
-    MAX_MANIFEST_SIZE,
-    YAML_IMPORT_ERROR,
-    Manifest,
-    dump_yaml,
-    write_file,
-)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import manage_annotations
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import MAX_MANIFEST_SIZE
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import KUBE_ARGSPEC
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import GuardedModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import CA_LAYOUT, ca_layout_paths
 
-ARGUMENT_SPEC = dict(
+ARGUMENT_SPEC = module_spec(dict(
+    KUBE_ARGSPEC,
     target=dict(type="str", choices=["tsb_controlplane", "istio_operator", "helm_values"],
                 default="tsb_controlplane"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
@@ -426,13 +392,8 @@ ARGUMENT_SPEC = dict(
     path=dict(type="path"),
     max_manifest_size=dict(type="int", default=MAX_MANIFEST_SIZE),
     backup=dict(type="bool", default=False),
-    intermediate_mount=dict(type="str", default="istioca"),
-    root_mount=dict(type="str", default="pki"),
-    kv_mount=dict(type="str", default="secret"),
-    kv_path=dict(type="str", default="istioca"),
-    kv_field=dict(type="str", default="ca-key.pem"),
     role=dict(type="str", default="istiod"),
-    auth_mount=dict(type="str", default="kubernetes"),
+    kubernetes_auth_mount=dict(type="str", default="kubernetes", aliases=["auth_mount"]),
     vault_namespace=dict(type="str"),
     secret_volume_path=dict(type="str", default="/etc/cacerts-vault", no_log=False),
     annotation_prefix=dict(type="str", default="vault.hashicorp.com"),
@@ -443,108 +404,19 @@ ARGUMENT_SPEC = dict(
         value=dict(type="raw"),
     )),
     extra_annotations=dict(type="dict"),
-)
-ARGUMENT_SPEC.update(KUBE_ARGSPEC)
-
-
-def _transform(target, desired, present):
-    if present:
-        return lambda doc: apply_present(doc, target, desired)
-    return lambda doc: apply_absent(doc, target, desired)
-
-
-def _identity(doc):
-    metadata = (doc or {}).get("metadata") if isinstance(doc, dict) else None
-    metadata = metadata if isinstance(metadata, dict) else {}
-    return metadata.get("name"), metadata.get("namespace")
-
-
-def run_file_mode(module, target, transform):
-    params = module.params
-    path = params["path"]
-    if params["max_manifest_size"] < 1:
-        raise MeshPkiError("max_manifest_size is %d: give the largest manifest size to read, in bytes (default %d, "
-                           "4 MiB)." % (params["max_manifest_size"], MAX_MANIFEST_SIZE))
-    manifest = Manifest.load(path, missing_ok=target.kind is None, max_size=params["max_manifest_size"])
-    index = manifest.find(target, params["name"], params["namespace"])
-    before = manifest.docs[index] if index is not None else None
-    after, info = transform(before)
-    before_doc = before if before is not None else {}
-    changed = after != before_doc
-    notes = []
-    result = dict(applied_to="file", manifest=path, info=info)
-    result["name"], result["namespace"] = _identity(before_doc)
-    if changed:
-        text, notes = manifest.render(index, after, target.container)
-        if not module.check_mode:
-            backup_file = write_file(module, path, text, params["backup"])
-            if backup_file:
-                result["backup_file"] = backup_file
-    header = "%s (%s)" % (path, target.kind or "Helm values")
-    before_text = dump_yaml(before) if before is not None else ""  # no document yet: a new values file
-    after_text = dump_yaml(after) if changed or before is not None else ""
-    result["diff"] = dict(before=before_text, after=after_text, before_header=header, after_header=header)
-    return changed, result, notes
-
-
-def run_live_mode(module, target, transform):
-    params = module.params
-    missing = [option for option in ("name", "namespace") if not params[option]]
-    if missing:
-        raise MeshPkiError("Live mode needs %s: set the %s of the %s to edit, or set path to edit a manifest file "
-                           "instead." % (" and ".join(missing), " and ".join(missing), target.kind))
-    api = custom_objects_api(params, module.warn)
-    outcome = reconcile_live(api, target, params["namespace"], params["name"], transform, module.check_mode)
-    metadata = outcome["object"].get("metadata") or {}
-    result = dict(applied_to="live", name=params["name"], namespace=params["namespace"], info=outcome["info"],
-                  attempts=outcome["attempts"], object=outcome["object"],
-                  resource_version=(outcome["before"].get("metadata") or {}).get("resourceVersion")
-                  if module.check_mode else metadata.get("resourceVersion"))
-    header = "%s %s/%s" % (target.kind, params["namespace"], params["name"])
-    result["diff"] = dict(before=dump_yaml(outcome["before"]), after=dump_yaml(outcome["after"]),
-                          before_header=header, after_header=header)
-    return outcome["changed"], result, []
-
-
-def run_module(module):
-    params = module.params
-    target = TARGETS[params["target"]]
-    present = params["state"] == "present"
-    desired = desired_state(params)
-    transform = _transform(target, desired, present)
-    if params["path"]:
-        changed, result, notes = run_file_mode(module, target, transform)
-    else:
-        changed, result, notes = run_live_mode(module, target, transform)
-    info = result.pop("info")
-    for warning in info["warnings"] + notes:
-        module.warn(warning)
-    diff = result.pop("diff")
-    result.update(
-        changed=changed, target=target.name, api_version=api_version(target), kind=target.kind,
-        env=desired.env if present else [], annotations=desired.annotations if present else {},
-        removed=info["removed"], kept_env=info["kept_env"],
-    )
-    if module._diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+), shared=(), ca_layout=CA_LAYOUT)
 
 
 def main():
-    module = GuardedModule(
-        argument_spec=ARGUMENT_SPEC,
+    MeshPkiModule(
+        ARGUMENT_SPEC,
+        vault=False,
         required_if=[("target", "helm_values", ("path",))],
         supports_check_mode=True,
-        path_options=dict(name="k8s_name", namespace="k8s_name", intermediate_mount="mount", root_mount="mount",
-                          kv_mount="mount", kv_path="path", kv_field="field", role="name", auth_mount="mount",
-                          vault_namespace="namespace"),
-    )
-    if not HAS_YAML:
-        module.fail_json(msg=missing_required_lib("PyYAML"), exception=YAML_IMPORT_ERROR)
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_json(msg=str(e), **e.details)
+        path_options=dict(ca_layout_paths(), name="k8s_name", namespace="k8s_name", role="name",
+                          kubernetes_auth_mount="mount", vault_namespace="namespace"),
+        requires=("PyYAML",),
+    ).run(manage_annotations)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ requirements:
 extends_documentation_fragment:
   - meshpki.vault_ca.connection
   - meshpki.vault_ca.auth
+  - meshpki.vault_ca.ca_layout.signing
   - meshpki.vault_ca.attributes
   - meshpki.vault_ca.attributes.inputs
   - meshpki.vault_ca.attributes.action_group_vault
@@ -88,27 +89,6 @@ options:
     description:
       - Maximum lease TTL of O(mount), for example V(43800h). When not set, the value of O(ttl).
     type: str
-  root_mount:
-    description:
-      - Path of the PKI secrets engine whose root CA signs the intermediate (O(signing=internal)).
-      - Not used with O(signing=external).
-    type: str
-    default: pki
-  kv_mount:
-    description: Path of the KV v2 secrets engine that keeps the intermediate's key (enabled as KV v2 if
-      missing; a KV v1 mount there is an error).
-    type: str
-    default: secret
-  kv_path:
-    description: Path of the secret in O(kv_mount). istiod's template reads C(<kv_mount>/data/<kv_path>).
-    type: str
-    default: istioca
-  kv_field:
-    description:
-      - Field of the secret that holds the PEM private key (the guide's C(index .Data.data "ca-key.pem")).
-      - The module also stores C(key_id) (Vault's key id) and C(csr) in the secret; other fields are kept.
-    type: str
-    default: ca-key.pem
   common_name:
     description: Common name of the intermediate, for example V(tetrate.io Intermediate Authority).
     type: str
@@ -202,6 +182,9 @@ options:
         then its issuers.
     type: str
 notes:
+  - O(root_mount) is not used with O(signing=external). O(kv_mount) is enabled as KV v2 when missing (a KV v1 mount
+    there is an error). Besides O(kv_field), the module stores C(key_id) (Vault's key id) and C(csr) in the secret;
+    its other fields are kept.
   - Requests, measured in OpenBao 2.7's audit log (token auth) - a first run (root ready, KV mount present) makes
     10 (4 reads; 6 writes - enable the mount, generate/exported, the KV write, sign-intermediate, set-signed,
     config/issuers); a run that changes nothing makes 5 reads (sys/mounts, the root's issuer/default, the
@@ -427,71 +410,37 @@ csr:
   sample: null
 '''
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate import (
-    IntermediateCA,
-    IntermediateRequest,
-)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate import manage_intermediate
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import SIGNING_LAYOUT, ca_layout_paths
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import SUBJECT_ARGSPEC
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
 
-
-def protect(module):
-    """Mask a private key (as no_log does) should it ever reach the module's output."""
-    def add(value):
-        module.no_log_values.add(value)
-        module.no_log_values.add(value.strip())
-    return add
-
-
-def run_module(module):
-    request = IntermediateRequest(module.params)  # all validation, before any request to Vault
-    backend = IntermediateCA(request, module.get_authenticated_client(), module.check_mode,
-                             protect=protect(module))
-    result = backend.run()
-    for warning in backend.warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    SUBJECT_ARGSPEC,
+    common_name=dict(type="str", required=True),
+    mount=dict(type="str", default="istioca"),
+    max_lease_ttl=dict(type="str"),
+    key_type=dict(type="str", choices=["rsa", "ec"], default="rsa", no_log=False),
+    key_bits=dict(type="int", no_log=False),
+    ttl=dict(type="str", default="43800h"),
+    ttl_exceeds_root=dict(type="str", choices=["fail", "cap"], default="fail"),
+    max_path_length=dict(type="int", default=-1),
+    renew_before=dict(type="str"),
+    force=dict(type="bool", default=False),
+    signing=dict(type="str", choices=["internal", "external"], default="internal"),
+    certificate=dict(type="str"),
+    ca_chain=dict(type="str"),
+), ca_layout=SIGNING_LAYOUT)
 
 
 def main():
-    spec = dict(
-        mount=dict(type="str", default="istioca"),
-        max_lease_ttl=dict(type="str"),
-        root_mount=dict(type="str", default="pki"),
-        kv_mount=dict(type="str", default="secret"),
-        kv_path=dict(type="str", default="istioca"),
-        kv_field=dict(type="str", default="ca-key.pem"),
-        key_type=dict(type="str", choices=["rsa", "ec"], default="rsa", no_log=False),
-        key_bits=dict(type="int", no_log=False),
-        ttl=dict(type="str", default="43800h"),
-        ttl_exceeds_root=dict(type="str", choices=["fail", "cap"], default="fail"),
-        max_path_length=dict(type="int", default=-1),
-        renew_before=dict(type="str"),
-        force=dict(type="bool", default=False),
-        signing=dict(type="str", choices=["internal", "external"], default="internal"),
-        certificate=dict(type="str"),
-        ca_chain=dict(type="str"),
-    )
-    spec.update(SUBJECT_ARGSPEC)
-    spec["common_name"] = dict(type="str", required=True)
-    module = VaultModule(argument_spec=spec, required_by={"ca_chain": "certificate"}, supports_check_mode=True,
-                         path_options=dict(mount="mount", root_mount="mount", kv_mount="mount", kv_path="path",
-                                           kv_field="field"))
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(
+        ARGUMENT_SPEC,
+        required_by={"ca_chain": "certificate"},
+        supports_check_mode=True,
+        path_options=dict(ca_layout_paths(SIGNING_LAYOUT), mount="mount"),
+        requires=("cryptography",),
+    ).run(manage_intermediate)
 
 
 if __name__ == "__main__":

@@ -276,56 +276,34 @@ key_id:
   sample: 73e7b61d-c9f6-685b-fa1f-0eb4af28cf70
 '''
 
-from ansible.module_utils.basic import missing_required_lib
-
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import SUBJECT_ARGSPEC
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import RootCA, RootRequest
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
-    CRYPTOGRAPHY_IMPORT_ERROR,
-    HAS_CRYPTOGRAPHY,
-)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import manage_root
 
-
-def run_module(module):
-    request = RootRequest(module.params)  # all validation, before any request to Vault
-    backend = RootCA(request, module.get_authenticated_client(), module.check_mode)
-    result = backend.run()
-    for warning in backend.warnings:
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    SUBJECT_ARGSPEC,
+    mount=dict(type="str", default="pki"),
+    max_lease_ttl=dict(type="str"),
+    key_type=dict(type="str", choices=["rsa", "ec"], default="rsa", no_log=False),
+    key_bits=dict(type="int", no_log=False),
+    ttl=dict(type="str", default="87600h"),
+    max_path_length=dict(type="int", default=-1),
+    force=dict(type="bool", default=False),
+    pem_bundle=dict(type="str", no_log=True),
+    certificate=dict(type="str"),
+))
 
 
 def main():
-    spec = dict(
-        mount=dict(type="str", default="pki"),
-        max_lease_ttl=dict(type="str"),
-        key_type=dict(type="str", choices=["rsa", "ec"], default="rsa", no_log=False),
-        key_bits=dict(type="int", no_log=False),
-        ttl=dict(type="str", default="87600h"),
-        max_path_length=dict(type="int", default=-1),
-        force=dict(type="bool", default=False),
-        pem_bundle=dict(type="str", no_log=True),
-        certificate=dict(type="str"),
-    )
-    spec.update(SUBJECT_ARGSPEC)
-    module = VaultModule(
-        argument_spec=spec,
+    MeshPkiModule(
+        ARGUMENT_SPEC,
         mutually_exclusive=[("pem_bundle", "certificate"), ("common_name", "pem_bundle"),
                             ("common_name", "certificate")],
         required_one_of=[("common_name", "pem_bundle", "certificate")],
         supports_check_mode=True,
         path_options=dict(mount="mount"),
-    )
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+        requires=("cryptography",),
+    ).run(manage_root)
 
 
 if __name__ == "__main__":

@@ -62,20 +62,19 @@ def _builder(subject_cn, issuer_name, public_key, days):
     )
 
 
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+)
+
+
 def make_ca(common_name="meshpki test CA", days=30):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         _builder(common_name, name, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_CA_KEY_USAGE, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -109,3 +108,25 @@ def make_server_cert(ca, hosts=("127.0.0.1", "localhost"), days=30):
 
 def make_client_cert(ca, common_name="meshpki-client", days=30):
     return _leaf(ca, common_name, [ExtendedKeyUsageOID.CLIENT_AUTH], [], days)
+
+
+def make_intermediate(ca, common_name="meshpki test intermediate", days=30):
+    """An intermediate CA signed by ``ca`` (path length 0, as istiod's plugin CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        _builder(common_name, ca.cert.subject, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+        .sign(ca.key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
+def plugin_ca_files(root_days=365, intermediate_days=200):
+    """The four files istiod reads from ROOT_CA_DIR for a fresh root and intermediate: {file name: PEM text}."""
+    root = make_ca("meshpki test root", days=root_days)
+    intermediate = make_intermediate(root, days=intermediate_days)
+    return {"ca-cert.pem": intermediate.cert_pem, "ca-key.pem": intermediate.key_pem,
+            "cert-chain.pem": intermediate.cert_pem + root.cert_pem, "root-cert.pem": root.cert_pem}

@@ -80,11 +80,11 @@ MODULES = {
                                       "kubeconfig": "/nonexistent/kubeconfig"},
                                      {"name": "k8s_name", "namespace": "k8s_name", "intermediate_mount": "mount",
                                       "root_mount": "mount", "kv_mount": "mount", "kv_path": "path",
-                                      "kv_field": "field", "role": "name", "auth_mount": "mount",
+                                      "kv_field": "field", "role": "name", "kubernetes_auth_mount": "mount",
                                       "vault_namespace": "namespace"}),
 }
 # Every Vault module also takes the shared connection/auth options that form paths (tsb_controlplane_annotations
-# does not talk to Vault; its own auth_mount is the one in its table).
+# does not talk to Vault; its kubernetes_auth_mount is the one in its table).
 SHARED = {"namespace": "namespace", "auth_mount": "mount"}
 NOT_VAULT = ("tsb_controlplane_annotations",)
 

@@ -6,9 +6,11 @@
 values; the merge that keeps everything the user has; the removal of exactly what the collection adds; and
 the two ways of writing the result: a YAML manifest file (GitOps) or the live object (merge patch).
 
-The pure part (:func:`desired_state`, :func:`apply_present`, :func:`apply_absent`, :func:`merge_patch_diff`,
-:class:`Manifest`) has no module object and no network. :func:`write_file` and :func:`reconcile_live` do the
-I/O. Every failure is a ``MeshPkiError`` whose message names the object or file and the fix.
+The pure part (:func:`desired_state`, :func:`apply_present`, :func:`apply_absent`, :func:`merge_patch_diff`)
+has no module object and no network. :func:`reconcile_live` does the live I/O, ``istio.manifest`` the file I/O.
+:func:`manage_annotations` is tsb_controlplane_annotations' whole task: the desired state, applied through
+:func:`edit_live` or ``istio.manifest.edit_manifest``, and the module result. Every failure is a ``MeshPkiError``
+whose message names the object or file and the fix.
 
 Merge rules (``state: present``):
 
@@ -46,6 +48,13 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector im
     managed_keys,
     normalize_prefix,
     normalize_secret_volume_path,
+    normalize_vault_path,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import (
+    api_version,
+    dump_yaml,
+    edit_manifest,
+    type_name,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
     HAS_KUBERNETES,
@@ -83,10 +92,6 @@ ANNOTATIONS_KEY = "podAnnotations"
 KNOWN_PREFIXES = (VAULT_PREFIX, OPENBAO_PREFIX)
 
 
-def api_version(target):
-    return "%s/%s" % (target.group, target.version) if target.group else None
-
-
 def where(target, *keys):
     return ".".join(target.container + keys)
 
@@ -122,6 +127,12 @@ def _extra_env(entries, present):
     return result
 
 
+def _auth_mount(params):
+    """The Kubernetes auth mount the agent logs in at (option kubernetes_auth_mount, alias auth_mount)."""
+    value = params.get("kubernetes_auth_mount", params.get("auth_mount"))
+    return None if value is None else normalize_vault_path(value, "kubernetes_auth_mount")
+
+
 def desired_state(params):
     """Desired from the module options (injector options, extra_env, extra_annotations, state)."""
     present = params.get("state", "present") == "present"
@@ -134,7 +145,7 @@ def desired_state(params):
             role=params["role"], secret_volume_path=params["secret_volume_path"],
             prefix=params["annotation_prefix"], agent_init_first=params.get("agent_init_first"),
             agent_pre_populate_only=params.get("agent_pre_populate_only"), extra_env=extra_env,
-            extra_annotations=extra_annotations, auth_mount=params.get("auth_mount"),
+            extra_annotations=extra_annotations, auth_mount=_auth_mount(params),
             vault_namespace=params.get("vault_namespace"),
         )
         prefix = normalize_prefix(params["annotation_prefix"])
@@ -153,11 +164,6 @@ def desired_state(params):
 # pure merge / removal on one document or object
 # ---------------------------------------------------------------------------------------------------------
 
-def _type_name(value):
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
-
-
 def _container(doc, target, create):
     """The mapping at target.container in doc (created when ``create``), or None when missing."""
     node = doc
@@ -170,7 +176,7 @@ def _container(doc, target, create):
             node[key] = child
         if not isinstance(child, dict):
             raise MeshPkiError("%s is %s, expected a mapping: fix the document so that %s can hold env and "
-                               "podAnnotations." % (".".join(target.container[:depth + 1]), _type_name(child),
+                               "podAnnotations." % (".".join(target.container[:depth + 1]), type_name(child),
                                                     ".".join(target.container)))
         node = child
     return node
@@ -182,7 +188,7 @@ def _annotations(container, target):
         return None
     if not isinstance(value, dict):
         raise MeshPkiError("%s is %s, expected a mapping of annotation keys to strings."
-                           % (where(target, ANNOTATIONS_KEY), _type_name(value)))
+                           % (where(target, ANNOTATIONS_KEY), type_name(value)))
     return value
 
 
@@ -193,7 +199,7 @@ def _env(container, target):
     expected = list if target.env_style == "list" else dict
     if not isinstance(value, expected):
         raise MeshPkiError("%s is %s, expected %s." % (
-            where(target, ENV_KEY), _type_name(value),
+            where(target, ENV_KEY), type_name(value),
             "a list of {name, value} entries" if expected is list else "a mapping of NAME: value (the istiod chart's "
             "pilot.env)"))
     return value
@@ -258,7 +264,7 @@ def apply_present(doc, target, desired):
     """``(new_doc, info)``: ``doc`` (not modified) with our env and annotations merged in."""
     new = copy.deepcopy(doc) if doc is not None else {}
     if not isinstance(new, dict):
-        raise MeshPkiError("The document is %s, expected a mapping." % _type_name(new))
+        raise MeshPkiError("The document is %s, expected a mapping." % type_name(new))
     container = _container(new, target, create=True)
     env = _env(container, target)
     annotations = _annotations(container, target)
@@ -299,7 +305,7 @@ def apply_absent(doc, target, desired):
     """``(new_doc, info)``: ``doc`` (not modified) without what this collection adds."""
     new = copy.deepcopy(doc) if doc is not None else {}
     if not isinstance(new, dict):
-        raise MeshPkiError("The document is %s, expected a mapping." % _type_name(new))
+        raise MeshPkiError("The document is %s, expected a mapping." % type_name(new))
     info = dict(warnings=[], removed=dict(annotations=[], env=[]), kept_env=[])
     container = _container(new, target, create=False)
     if container is None:
@@ -444,3 +450,48 @@ def reconcile_live(api, target, namespace, name, transform, check_mode, retries=
             raise describe_api_error(e, "patch (dry run)" if check_mode else "patch", what)
         result["object"] = without_server_fields(answer) if isinstance(answer, dict) else after
         return result
+
+
+def edit_live(module, target, transform):
+    """Live mode of tsb_controlplane_annotations: the object ``name``/``namespace`` of ``module.params`` through
+    the Kubernetes API (reconcile_live). Returns ``(changed, result, notes)`` as istio.manifest.edit_manifest."""
+    params = module.params
+    missing = [option for option in ("name", "namespace") if not params[option]]
+    if missing:
+        raise MeshPkiError("Live mode needs %s: set the %s of the %s to edit, or set path to edit a manifest file "
+                           "instead." % (" and ".join(missing), " and ".join(missing), target.kind))
+    api = custom_objects_api(params, module.warn)
+    outcome = reconcile_live(api, target, params["namespace"], params["name"], transform, module.check_mode)
+    metadata = outcome["object"].get("metadata") or {}
+    result = dict(applied_to="live", name=params["name"], namespace=params["namespace"], info=outcome["info"],
+                  attempts=outcome["attempts"], object=outcome["object"],
+                  resource_version=(outcome["before"].get("metadata") or {}).get("resourceVersion")
+                  if module.check_mode else metadata.get("resourceVersion"))
+    header = "%s %s/%s" % (target.kind, params["namespace"], params["name"])
+    result["diff"] = dict(before=dump_yaml(outcome["before"]), after=dump_yaml(outcome["after"]),
+                          before_header=header, after_header=header)
+    return outcome["changed"], result, []
+
+
+def manage_annotations(module):
+    """tsb_controlplane_annotations: istiod's ROOT_CA_DIR and injector annotations merged into (state=present) or
+    removed from (absent) the target, in the manifest ``path`` (file mode) or the live object. ``module`` gives
+    params, check_mode, warn() (and the AnsibleModule file helpers in file mode). Returns the module result."""
+    params = module.params
+    target = TARGETS[params["target"]]
+    present = params["state"] == "present"
+    desired = desired_state(params)
+
+    def transform(doc):
+        return apply_present(doc, target, desired) if present else apply_absent(doc, target, desired)
+
+    changed, result, notes = (edit_manifest if params["path"] else edit_live)(module, target, transform)
+    info = result.pop("info")
+    for warning in info["warnings"] + notes:
+        module.warn(warning)
+    result.update(
+        changed=changed, target=target.name, api_version=api_version(target), kind=target.kind,
+        env=desired.env if present else [], annotations=desired.annotations if present else {},
+        removed=info["removed"], kept_env=info["kept_env"],
+    )
+    return result

@@ -5,7 +5,8 @@
 """Manifest files (file mode of tsb_controlplane_annotations): read a YAML file within limits (size, alias
 expansion), find the document of the target object, render the changed document back keeping the rest of the file
 byte for byte where it can, and write it atomically through symlinks keeping owner, mode, ACLs and SELinux
-context. Every failure is a ``MeshPkiError`` that names the file and the fix.
+context (:func:`edit_manifest` does all of it for one task). Every failure is a ``MeshPkiError`` that names the
+file and the fix.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,7 +22,6 @@ import tempfile
 import traceback
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import _type_name, api_version
 
 try:
     import yaml
@@ -40,6 +40,17 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 # names). A few anchors in a real manifest add hundreds; a 1 KB "billion laughs" adds 10**9, which every later
 # walk of the data (compare, deepcopy, dump, JSON) would pay for. The loader counts while composing and stops.
 MAX_ALIAS_NODES = 100000
+
+
+def api_version(target):
+    """The apiVersion of the documents of ``target`` (istio.controlplane.TARGETS); None for Helm values."""
+    return "%s/%s" % (target.group, target.version) if target.group else None
+
+
+def type_name(value):
+    """'a mapping', 'a list', ... for messages about a YAML value."""
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -174,7 +185,7 @@ def dump_yaml(data):
 
 def _describe_doc(index, doc):
     if not isinstance(doc, dict):
-        return "#%d: %s" % (index + 1, "empty" if doc is None else _type_name(doc))
+        return "#%d: %s" % (index + 1, "empty" if doc is None else type_name(doc))
     metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     name = metadata.get("name")
     if metadata.get("namespace"):
@@ -326,7 +337,7 @@ class Manifest(object):
                                    % (self.path, len(content)))
             if not isinstance(self.docs[content[0]], dict):
                 raise MeshPkiError("The Helm values file '%s' holds %s, expected a mapping of values."
-                                   % (self.path, _type_name(self.docs[content[0]])))
+                                   % (self.path, type_name(self.docs[content[0]])))
             return content[0]
         matches = []
         for index, doc in enumerate(self.docs):
@@ -460,6 +471,46 @@ def write_file(module, path, text, backup):
             os.unlink(tmp)
     _fsync_directory(directory)
     return backup_file
+
+
+def _identity(doc):
+    metadata = (doc or {}).get("metadata") if isinstance(doc, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    return metadata.get("name"), metadata.get("namespace")
+
+
+def edit_manifest(module, target, transform):
+    """File mode of tsb_controlplane_annotations: load ``module.params['path']`` within its limits, find the
+    target's document, ``transform`` it and write the file back (not in check mode, not when nothing changes).
+    ``module`` gives params, check_mode and the AnsibleModule file helpers write_file() uses.
+
+    Returns ``(changed, result, notes)``: ``result`` holds ``info`` (from ``transform``) and ``diff``; ``notes``
+    are warnings of the rendering (comments dropped inside the rewritten mapping)."""
+    params = module.params
+    path = params["path"]
+    if params["max_manifest_size"] < 1:
+        raise MeshPkiError("max_manifest_size is %d: give the largest manifest size to read, in bytes (default %d, "
+                           "4 MiB)." % (params["max_manifest_size"], MAX_MANIFEST_SIZE))
+    manifest = Manifest.load(path, missing_ok=target.kind is None, max_size=params["max_manifest_size"])
+    index = manifest.find(target, params["name"], params["namespace"])
+    before = manifest.docs[index] if index is not None else None
+    after, info = transform(before)
+    before_doc = before if before is not None else {}
+    changed = after != before_doc
+    notes = []
+    result = dict(applied_to="file", manifest=path, info=info)
+    result["name"], result["namespace"] = _identity(before_doc)
+    if changed:
+        text, notes = manifest.render(index, after, target.container)
+        if not module.check_mode:
+            backup_file = write_file(module, path, text, params["backup"])
+            if backup_file:
+                result["backup_file"] = backup_file
+    header = "%s (%s)" % (path, target.kind or "Helm values")
+    before_text = dump_yaml(before) if before is not None else ""  # no document yet: a new values file
+    after_text = dump_yaml(after) if changed or before is not None else ""
+    result["diff"] = dict(before=before_text, after=after_text, before_header=header, after_header=header)
+    return changed, result, notes
 
 
 def _copy_attributes(fd, tmp, real, current, shown):

@@ -110,6 +110,22 @@ CONVERGE_WAIT = 60.0
 CONVERGE_POLL = 1.0
 
 
+def manage_intermediate(module):
+    """vault_pki_intermediate: validate every option (before any request), then read, plan and apply with the
+    task's authenticated client. ``module`` gives params, check_mode, warn(), no_log_values (every private key the
+    run handles joins them, so it is masked should it ever reach the output) and get_authenticated_client()."""
+    def protect(value):
+        module.no_log_values.add(value)
+        module.no_log_values.add(value.strip())
+
+    request = IntermediateRequest(module.params)
+    backend = IntermediateCA(request, module.get_authenticated_client(), module.check_mode, protect=protect)
+    result = backend.run()
+    for warning in backend.warnings:
+        module.warn(warning)
+    return result
+
+
 class RootUnavailable(MeshPkiError):
     """The root mount or its CA does not exist (yet): an error, except in check mode."""
 

@@ -58,6 +58,17 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts impo
 MOUNT_DESCRIPTION = "Root CA (managed by meshpki.vault_ca)"
 
 
+def manage_root(module):
+    """vault_pki_root: validate every option (before any request), then read, plan and apply with the task's
+    authenticated client. ``module`` gives params, check_mode, warn() and get_authenticated_client()."""
+    request = RootRequest(module.params)
+    backend = RootCA(request, module.get_authenticated_client(), module.check_mode)
+    result = backend.run()
+    for warning in backend.warnings:
+        module.warn(warning)
+    return result
+
+
 class RootRequest(object):
     """The validated options: nothing here talks to Vault, every error is raised before any request."""
 

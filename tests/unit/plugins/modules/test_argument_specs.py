@@ -48,7 +48,9 @@ def test_module_spec_built_at_import_without_shadowing(name):
     for set_name in ("connection", "auth"):
         shared = SHARED_ARGSPECS[set_name]
         present = [option for option in shared if option in spec]
-        if not present:
+        if not present or "meshpki.vault_ca.%s" % set_name not in fragments:
+            # Without the set there is nothing to shadow: a module that does not talk to Vault may name an option
+            # of its own like a shared one (tsb_controlplane_annotations' namespace is the Kubernetes namespace).
             continue
         # A module that has a shared set has all of it, each option exactly the shared definition.
         assert present == list(shared), (name, set_name)

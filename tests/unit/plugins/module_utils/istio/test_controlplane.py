@@ -15,15 +15,18 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio import controlplane as controlplane_mod
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
     TARGETS,
     apply_absent,
     apply_present,
     desired_state,
+    manage_annotations,
     merge_patch_diff,
     reconcile_live,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import Manifest, dump_yaml
+from harness.module_stub import ModuleStub
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 CP, IOP, HELM = TARGETS["tsb_controlplane"], TARGETS["istio_operator"], TARGETS["helm_values"]
@@ -530,3 +533,147 @@ def test_live_errors_are_translated():
     assert str(e.value).startswith("Failed to patch ControlPlane 'tsb/controlplane' (install.tetrate.io/v1alpha1, "
                                    "resource controlplanes.install.tetrate.io): forbidden")
     assert json.dumps(e.value.details) == '{"status": 403}'
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the task of tsb_controlplane_annotations (manage_annotations): file mode and live mode, result and warnings
+# ---------------------------------------------------------------------------------------------------------
+
+class TaskModule(ModuleStub):
+    """What manage_annotations uses of the module, file helpers included (no SELinux here)."""
+
+    def selinux_enabled(self):
+        return False
+
+    def backup_local(self, path):
+        backup = path + ".backup"
+        with open(path, "rb") as source, open(backup, "wb") as copy_:
+            copy_.write(source.read())
+        return backup
+
+
+def task_params(**overrides):
+    values = params(target="tsb_controlplane", name=None, namespace=None, path=None, max_manifest_size=4194304,
+                    backup=False, kubernetes_auth_mount="kubernetes", vault_namespace=None, kubeconfig=None,
+                    context=None)
+    values.update(overrides)
+    return values
+
+
+def manifest_file(tmp_path, doc=None):
+    path = tmp_path / "controlplane.yaml"
+    path.write_text("# the cluster's ControlPlane\n" + dump_yaml(doc if doc is not None else controlplane()))
+    return str(path)
+
+
+def test_task_file_mode_merges_writes_and_returns_what_it_manages(tmp_path):
+    path = manifest_file(tmp_path)
+    module = TaskModule(task_params(path=path))
+    result = manage_annotations(module)
+    assert result["changed"] is True and result["applied_to"] == "file" and result["manifest"] == path
+    assert (result["target"], result["api_version"], result["kind"]) == (
+        "tsb_controlplane", "install.tetrate.io/v1alpha1", "ControlPlane")
+    assert (result["name"], result["namespace"]) == ("controlplane", "tsb")
+    assert result["env"] == GUIDE.env and result["annotations"] == GUIDE.annotations
+    assert result["removed"] == {"annotations": [], "env": []} and result["kept_env"] == []
+    assert "backup_file" not in result and module.warnings == []
+    assert result["diff"]["before_header"] == "%s (ControlPlane)" % path
+    with open(path) as f:
+        text = f.read()
+    assert text.startswith("# the cluster's ControlPlane\n")  # the rest of the file keeps its text
+    assert deployment_of(yaml.safe_load(text))["podAnnotations"] == GUIDE.annotations
+    again = manage_annotations(TaskModule(task_params(path=path)))
+    assert again["changed"] is False and again["diff"]["before"] == again["diff"]["after"]
+
+
+def test_task_file_mode_check_mode_writes_nothing(tmp_path):
+    path = manifest_file(tmp_path)
+    with open(path) as f:
+        original = f.read()
+    result = manage_annotations(TaskModule(task_params(path=path, backup=True), check_mode=True))
+    assert result["changed"] is True and "podAnnotations" in result["diff"]["after"]
+    assert "backup_file" not in result
+    with open(path) as f:
+        assert f.read() == original
+    assert os.listdir(str(tmp_path)) == ["controlplane.yaml"]
+
+
+def test_task_file_mode_backup(tmp_path):
+    path = manifest_file(tmp_path)
+    result = manage_annotations(TaskModule(task_params(path=path, backup=True)))
+    assert result["backup_file"] == path + ".backup" and os.path.exists(result["backup_file"])
+
+
+def test_task_helm_values_file_is_created(tmp_path):
+    path = str(tmp_path / "values.yaml")
+    result = manage_annotations(TaskModule(task_params(target="helm_values", path=path)))
+    assert result["changed"] is True and result["api_version"] is None and result["kind"] is None
+    assert result["name"] is None and result["diff"]["before"] == ""
+    with open(path) as f:
+        assert yaml.safe_load(f)["pilot"]["env"]["ROOT_CA_DIR"] == "/etc/cacerts-vault"
+
+
+def test_task_refuses_a_max_manifest_size_below_one(tmp_path):
+    with pytest.raises(MeshPkiError) as err:
+        manage_annotations(TaskModule(task_params(path=manifest_file(tmp_path), max_manifest_size=0)))
+    assert str(err.value) == ("max_manifest_size is 0: give the largest manifest size to read, in bytes (default "
+                              "4194304, 4 MiB).")
+
+
+def test_task_absent_returns_what_it_removed(tmp_path):
+    path = manifest_file(tmp_path)
+    manage_annotations(TaskModule(task_params(path=path)))
+    result = manage_annotations(TaskModule(task_params(path=path, state="absent")))
+    assert result["changed"] is True and result["env"] == [] and result["annotations"] == {}
+    assert result["removed"]["env"] == ["ROOT_CA_DIR"] and VAULT + "/agent-inject" in result["removed"]["annotations"]
+    with open(path) as f:
+        assert yaml.safe_load(f) == controlplane()
+
+
+def test_task_warns_about_the_other_injector_prefix(tmp_path):
+    doc = controlplane({"podAnnotations": {OPENBAO + "/agent-inject": "true"}})
+    module = TaskModule(task_params(path=manifest_file(tmp_path, doc)))
+    manage_annotations(module)
+    assert len(module.warnings) == 1 and "another injector prefix (%s/agent-inject)" % OPENBAO in module.warnings[0]
+
+
+@pytest.mark.parametrize("option", ["kubernetes_auth_mount", "auth_mount"])
+def test_task_kubernetes_auth_mount_sets_the_auth_path(tmp_path, option):
+    values = task_params(path=manifest_file(tmp_path))
+    del values["kubernetes_auth_mount"]
+    values[option] = "/kubernetes-east/"
+    result = manage_annotations(TaskModule(values))
+    assert result["annotations"][VAULT + "/auth-path"] == "auth/kubernetes-east"
+
+
+def test_task_an_unusable_kubernetes_auth_mount_is_named_by_its_option(tmp_path):
+    with pytest.raises(MeshPkiError) as err:
+        manage_annotations(TaskModule(task_params(path=manifest_file(tmp_path), kubernetes_auth_mount="kube*")))
+    assert str(err.value).startswith("Invalid injector options: kubernetes_auth_mount 'kube*' contains unsupported")
+
+
+def test_task_live_mode_needs_name_and_namespace():
+    with pytest.raises(MeshPkiError) as err:
+        manage_annotations(TaskModule(task_params(name="controlplane")))
+    assert str(err.value) == ("Live mode needs namespace: set the namespace of the ControlPlane to edit, or set path "
+                              "to edit a manifest file instead.")
+
+
+def test_task_live_mode_patches_and_returns_the_object(monkeypatch):
+    api = StubApi(stored())
+    monkeypatch.setattr(controlplane_mod, "custom_objects_api", lambda params, warn: api)
+    result = manage_annotations(TaskModule(task_params(name="controlplane", namespace="tsb")))
+    assert result["changed"] is True and result["applied_to"] == "live" and result["attempts"] == 1
+    assert (result["name"], result["namespace"]) == ("controlplane", "tsb")
+    assert deployment_of(result["object"])["podAnnotations"] == GUIDE.annotations
+    assert result["resource_version"] == "7" and "manifest" not in result  # the stub keeps the version
+    assert result["diff"]["before_header"] == "ControlPlane tsb/controlplane"
+    assert [call[0] for call in api.calls] == ["get", "patch"]
+
+
+def test_task_live_check_mode_reports_the_version_read(monkeypatch):
+    api = StubApi(stored())
+    monkeypatch.setattr(controlplane_mod, "custom_objects_api", lambda params, warn: api)
+    result = manage_annotations(TaskModule(task_params(name="controlplane", namespace="tsb"), check_mode=True))
+    assert result["changed"] is True and result["resource_version"] == "7"
+    assert api.calls[-1][1] == "All" and "kubeSpec" not in api.obj["spec"]["components"]["istio"]
