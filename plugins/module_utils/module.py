@@ -163,8 +163,11 @@ class GuardedModule(AnsibleModule):
         super(GuardedModule, self)._return_formatted(kwargs)
 
     def fail_from(self, error):
-        """The one failure exit for a MeshPkiError, with the library versions (as amazon.aws does)."""
-        self.fail_json(msg=str(error), hvac_version=_hvac_version(), **error.details)
+        """The one failure exit for a MeshPkiError, with the hvac version for a module that talks to Vault (as
+        amazon.aws gives botocore's)."""
+        versions = dict(hvac_version=_hvac_version()) if getattr(self, "_vault", True) else {}
+        versions.update(error.details)
+        self.fail_json(msg=str(error), **versions)
 
 
 def _hvac_version():
@@ -187,8 +190,8 @@ class MeshPkiModule(GuardedModule):
     def __init__(self, argument_spec, vault=True, path_options=None, requires=(), hvac_required=True, **kwargs):
         paths = dict(SHARED_PATH_OPTIONS) if vault else {}
         paths.update(path_options or {})
+        self._vault = vault  # before the checks in GuardedModule, which may fail_from()
         super(MeshPkiModule, self).__init__(argument_spec, path_options=paths, **kwargs)
-        self._vault = vault
         self._connection = None
         self.requires(*(tuple(requires) + (("hvac",) if vault and hvac_required else ())))
 

@@ -128,8 +128,9 @@ def _extra_env(entries, present):
 
 
 def _auth_mount(params):
-    """The Kubernetes auth mount the agent logs in at (option kubernetes_auth_mount, alias auth_mount)."""
-    value = params.get("kubernetes_auth_mount", params.get("auth_mount"))
+    """The Kubernetes auth mount the agent logs in at (option kubernetes_auth_mount; AnsibleModule maps its alias
+    auth_mount onto it)."""
+    value = params.get("kubernetes_auth_mount")
     return None if value is None else normalize_vault_path(value, "kubernetes_auth_mount")
 
 

@@ -502,8 +502,8 @@ class Diagnosis(object):
                        kv_mount=p["kv_mount"], kv_path=p["kv_path"], kv_field=p["kv_field"], role=p["role"],
                        secret_volume_path=p["secret_volume_path"], annotation_prefix=p["annotation_prefix"],
                        agent_init_first=p["agent_init_first"], agent_pre_populate_only=p["agent_pre_populate_only"],
-                       extra_env=p["extra_env"], extra_annotations=None, auth_mount=p["kubernetes_auth_mount"],
-                       vault_namespace=self.conn.namespace)
+                       extra_env=p["extra_env"], extra_annotations=None,
+                       kubernetes_auth_mount=p["kubernetes_auth_mount"], vault_namespace=self.conn.namespace)
         desired = desired_state(options)
         if p["path"]:
             manifest = Manifest.load(p["path"], max_size=p["max_manifest_size"])

@@ -637,11 +637,9 @@ def test_task_warns_about_the_other_injector_prefix(tmp_path):
     assert len(module.warnings) == 1 and "another injector prefix (%s/agent-inject)" % OPENBAO in module.warnings[0]
 
 
-@pytest.mark.parametrize("option", ["kubernetes_auth_mount", "auth_mount"])
-def test_task_kubernetes_auth_mount_sets_the_auth_path(tmp_path, option):
-    values = task_params(path=manifest_file(tmp_path))
-    del values["kubernetes_auth_mount"]
-    values[option] = "/kubernetes-east/"
+def test_task_kubernetes_auth_mount_sets_the_auth_path(tmp_path):
+    # The alias auth_mount is mapped by AnsibleModule: tests/unit/plugins/modules/test_runtime_wiring.py.
+    values = task_params(path=manifest_file(tmp_path), kubernetes_auth_mount="/kubernetes-east/")
     result = manage_annotations(TaskModule(values))
     assert result["annotations"][VAULT + "/auth-path"] == "auth/kubernetes-east"
 
