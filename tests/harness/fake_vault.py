@@ -46,6 +46,9 @@ class FakeAdapter(object):
     def get(self, url, **kwargs):
         return self.request("GET", url, **kwargs)
 
+    def post(self, url, **kwargs):  # the auth methods' login
+        return self.request("POST", url, **kwargs)
+
 
 class FakeHvac(object):
     def __init__(self, vault):
