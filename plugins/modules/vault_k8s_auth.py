@@ -235,7 +235,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 kubernetes_auth_mount:
-  description: Path of the auth method (O(kubernetes_auth_mount)).
+  description: Where the auth method is enabled (O(kubernetes_auth_mount)), without C(auth/).
   returned: always
   type: str
   sample: kubernetes

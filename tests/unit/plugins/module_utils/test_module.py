@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The module runtime (plugins/module_utils/module.py), driven the way Ansible runs a module: the arguments in
-``basic._ANSIBLE_ARGS``, the result read from stdout, the exit caught as SystemExit. MeshPkiModule.run's one exit
-(diff only in diff mode, MeshPkiError and any other exception turned into a failure), requires(), and the input
-guards that refuse before ``fn`` runs."""
+``basic._ANSIBLE_ARGS`` (ansible-core's patch_module_args), the result read from stdout, the exit caught as
+SystemExit. MeshPkiModule.run's one exit (diff only in diff mode, MeshPkiError and any other exception turned into a
+failure), requires(), and the input guards that refuse before ``fn`` runs."""
 
 import contextlib
 import importlib.metadata
@@ -12,8 +12,8 @@ import io
 import json
 
 import pytest
-from ansible.module_utils import basic
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.testing import patch_module_args  # ansible-core >= 2.19
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils import module as runtime
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
@@ -23,24 +23,6 @@ from harness import certs
 OWN = dict(name=dict(type="str", default="istioca"), certificate=dict(type="str"))
 LOCAL_SPEC = module_spec(OWN, shared=())  # no Vault: nothing to log in to
 VAULT_SPEC = module_spec(OWN)
-
-
-@contextlib.contextmanager
-def module_args(args):
-    try:
-        from ansible.module_utils.testing import patch_module_args  # ansible-core >= 2.19
-    except ImportError:
-        patch_module_args = None
-    if patch_module_args is not None:
-        with patch_module_args(args):
-            yield
-        return
-    old = basic._ANSIBLE_ARGS
-    basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
-    try:
-        yield
-    finally:
-        basic._ANSIBLE_ARGS = old
 
 
 @pytest.fixture
@@ -60,7 +42,7 @@ def execute(args, fn, spec=LOCAL_SPEC, **kwargs):
     args = dict({"_ansible_module_name": "meshpki.vault_ca.test_runtime"}, **args)
     kwargs.setdefault("vault", spec is not LOCAL_SPEC)
     out = io.StringIO()
-    with module_args(args), contextlib.redirect_stdout(out):
+    with patch_module_args(args), contextlib.redirect_stdout(out):
         with pytest.raises(SystemExit) as exited:
             MeshPkiModule(spec, supports_check_mode=True, **kwargs).run(fn)
     text = out.getvalue()
