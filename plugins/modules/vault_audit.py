@@ -79,71 +79,19 @@ device:
   sample: {type: file, options: {file_path: /vault/vault-audit.log}}
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.audit import ensure_audit_device
 
-
-def _normalise(entry):
-    if not entry:
-        return None
-    return {"type": entry.get("type"), "options": dict((k, str(v)) for k, v in (entry.get("options") or {}).items())}
-
-
-# The option each device type cannot work without (Vault refuses the device without it).
-REQUIRED_OPTION = {"file": ("file_path", "/vault/vault-audit.log"), "socket": ("address", "127.0.0.1:9090")}
-
-
-def run_module(module):
-    params = module.params
-    path = (params["path"] or params["device_type"]).strip("/")
-    wanted = {"type": params["device_type"], "options": dict((k, str(v)) for k, v in params["options"].items())}
-    required = REQUIRED_OPTION.get(wanted["type"])
-    if required and not wanted["options"].get(required[0]):
-        raise MeshPkiError("A %s audit device needs options.%s (for example %s: %s). Nothing was changed."
-                           % (wanted["type"], required[0], required[0], required[1]))
-    client = module.get_authenticated_client()
-    devices = (client.read("sys/audit", action="list audit devices") or {})
-    devices = devices.get("data") or devices
-    before = _normalise(devices.get(path + "/"))
-    if before is not None and before != wanted:
-        raise MeshPkiError("The audit device '%s' exists as %s with options %s, not %s with %s. An audit device cannot "
-                           "be changed in place: pick another path, or disable it deliberately first."
-                           % (path, before["type"], before["options"], wanted["type"], wanted["options"]))
-    changed = before is None
-    if changed and not module.check_mode:
-        try:
-            client.write("sys/audit/%s" % path, {"type": wanted["type"], "options": wanted["options"],
-                                                 "description": params["description"]},
-                         action="enable audit device", capability=("update", "sudo"))
-        except MeshPkiError as e:
-            if "declarative" in str(e) or "config-based" in str(e):
-                raise MeshPkiError(
-                    "OpenBao does not enable audit devices through its API, and none is declared at '%s'. Declare it "
-                    "in the server configuration: audit \"%s\" \"%s\" { options { %s } } and restart or SIGHUP the "
-                    "server." % (path, wanted["type"], path,
-                                 " ".join('%s = "%s"' % kv for kv in sorted(wanted["options"].items()))))
-            raise
-    result = dict(changed=changed, path=path, device=wanted)
-    if module._diff:
-        result["diff"] = dict(before=before or {}, after=wanted)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    device_type=dict(type="str", default="file", choices=["file", "socket", "syslog"]),
+    path=dict(type="str"),
+    options=dict(type="dict", default={}),
+    description=dict(type="str", default=""),
+))
 
 
 def main():
-    module = VaultModule(
-        argument_spec=dict(
-            device_type=dict(type="str", default="file", choices=["file", "socket", "syslog"]),
-            path=dict(type="str"),
-            options=dict(type="dict", default={}),
-            description=dict(type="str", default=""),
-        ),
-        supports_check_mode=True,
-        path_options=dict(path="mount"),
-    )
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(ARGUMENT_SPEC, supports_check_mode=True, path_options=dict(path="mount")).run(ensure_audit_device)
 
 
 if __name__ == "__main__":

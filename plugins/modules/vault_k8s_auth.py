@@ -13,10 +13,10 @@ module: vault_k8s_auth
 short_description: Enable and configure the Kubernetes auth method of Vault or OpenBao idempotently
 version_added: 0.1.0
 description:
-  - Ensures the Kubernetes auth method is enabled at O(mount) and that its configuration
-    (C(auth/<mount>/config)) holds the API server address, its CA certificate, the token reviewer JWT and the
-    other settings given - the guide's C(vault auth enable kubernetes) and C(vault write auth/kubernetes/config),
-    runnable from outside the cluster and again without changing anything.
+  - Ensures the Kubernetes auth method is enabled at O(kubernetes_auth_mount) and that its configuration
+    (C(auth/<kubernetes_auth_mount>/config)) holds the API server address, its CA certificate, the token reviewer
+    JWT and the other settings given - the guide's C(vault auth enable kubernetes) and
+    C(vault write auth/kubernetes/config), runnable from outside the cluster and again without changing anything.
   - The API server address and CA can come from a kubeconfig cluster entry (O(kubeconfig), O(context)), the usual
     case when Ansible runs outside the cluster.
   - On Kubernetes 1.24 and later service accounts get no long-lived token; O(token_reviewer) creates a reviewer
@@ -52,18 +52,21 @@ attributes:
         Kubernetes objects before and after.
       - A reviewer JWT that is written appears as a placeholder, never as its value.
 options:
-  mount:
+  kubernetes_auth_mount:
     description:
       - Path of the auth method, without C(auth/). Use one mount per cluster, for example V(kubernetes-east).
+      - The same option as O(meshpki.vault_ca.vault_k8s_role#module:kubernetes_auth_mount). Its former name
+        V(mount) is kept as an alias.
     type: str
     default: kubernetes
+    aliases: [mount]
   state:
     description:
       - V(present) enables the auth method (if missing) and configures it.
-      - V(absent) disables the auth method at O(mount). B(This deletes its configuration and every role under it,
-        and revokes every token and lease issued through it) - istiod's Vault Agent can no longer log in or renew.
-        A mount of another auth type at O(mount) is never disabled; the module fails instead. The token reviewer's
-        Kubernetes objects are left in place.
+      - V(absent) disables the auth method at O(kubernetes_auth_mount). B(This deletes its configuration and every
+        role under it, and revokes every token and lease issued through it) - istiod's Vault Agent can no longer log
+        in or renew. A mount of another auth type at O(kubernetes_auth_mount) is never disabled; the module fails
+        instead. The token reviewer's Kubernetes objects are left in place.
     type: str
     choices: [present, absent]
     default: present
@@ -212,7 +215,7 @@ EXAMPLES = r'''
   block:
     - name: East cluster
       meshpki.vault_ca.vault_k8s_auth:
-        mount: kubernetes-east
+        kubernetes_auth_mount: kubernetes-east
         context: east
         disable_local_ca_jwt: true
         token_reviewer: {}
@@ -226,13 +229,19 @@ EXAMPLES = r'''
 
 - name: Remove a cluster - disables the mount, deletes its roles and revokes its tokens
   meshpki.vault_ca.vault_k8s_auth:
-    mount: kubernetes-old
+    kubernetes_auth_mount: kubernetes-old
     state: absent
 '''
 
 RETURN = r'''
+kubernetes_auth_mount:
+  description: Where the auth method is enabled (O(kubernetes_auth_mount)), without C(auth/).
+  returned: always
+  type: str
+  sample: kubernetes
+  version_added: 0.2.0
 mount:
-  description: Path of the auth method.
+  description: Path of the auth method; the same as RV(kubernetes_auth_mount), kept under the option's former name.
   returned: always
   type: str
   sample: kubernetes
@@ -289,224 +298,37 @@ token_reviewer:
       sample: [created ServiceAccount vault/vault-token-reviewer]
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import (
-    BASE_CONFIG_FIELDS,
-    CA_LABELS,
-    JWT_SET,
-    PEM_KEY_LABELS,
-    config_differences,
-    desired_config,
-    load_pem_option,
-    pem_identity,
-    refuse_unknown,
-    reviewer_jwt_plan,
-    unknown_fields,
+    MOUNT_ARGSPEC,
+    ensure_kubernetes_auth,
 )
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
-    KUBE_ARGSPEC,
-    api_client,
-    cluster_entry,
-)
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_reviewer import (
-    CHECK_MODE_JWT,
-    TokenReviewer,
-    reviewer_names,
-)
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_auth_method, read_auth_method
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import KUBE_ARGSPEC
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_reviewer import TOKEN_REVIEWER_ARGSPEC
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
 
-METHOD = "kubernetes"
-JWT_PLACEHOLDER = "(new value written, not shown)"
-
-TOKEN_REVIEWER_SPEC = dict(
-    create=dict(type="bool", default=True),
-    namespace=dict(type="str", default="vault"),
-    service_account=dict(type="str", default="vault-token-reviewer"),
-    secret_name=dict(type="str"),
-    cluster_role_binding=dict(type="str"),
-    wait_timeout=dict(type="int", default=30),
-)
-
-
-def user_config(module):
-    """The config fields the task sets, PEM read and checked, host and CA filled from the
-    kubeconfig when asked - all before any request."""
-    p = module.params
-    host = p["kubernetes_host"]
-    ca = load_pem_option(p["kubernetes_ca_cert"], "kubernetes_ca_cert", CA_LABELS)
-    if not host or p["kubeconfig"] or p["context"]:
-        try:
-            entry = cluster_entry(p)
-        except MeshPkiError as e:
-            if host or p["kubeconfig"] or p["context"]:
-                raise
-            raise MeshPkiError("kubernetes_host is not set and no kubeconfig cluster entry gives it: %s Set "
-                               "kubernetes_host, or kubeconfig/context to the cluster Vault must reach." % e)
-        host = host or entry["server"]
-        if ca is None and entry["ca_pem"]:
-            what = "The CA of context '%s' in '%s'" % (entry["context"], entry["kubeconfig"])
-            ca = load_pem_option(entry["ca_pem"], what, CA_LABELS)
-        elif ca is None and entry["insecure"]:
-            module.warn("The cluster of context '%s' skips TLS verification and has no CA; Vault cannot skip it. "
-                        "Set kubernetes_ca_cert to the API server's CA." % entry["context"])
-    check_kubernetes_host("kubernetes_host", host)
-    pem_keys = None
-    if p["pem_keys"] is not None:
-        pem_keys = [load_pem_option(v, "pem_keys[%d]" % i, PEM_KEY_LABELS) for i, v in enumerate(p["pem_keys"])]
-    config = dict(kubernetes_host=host, kubernetes_ca_cert=ca, pem_keys=pem_keys,
-                  disable_local_ca_jwt=p["disable_local_ca_jwt"], issuer=p["issuer"],
-                  use_annotations_as_alias_metadata=p["use_annotations_as_alias_metadata"])
-    return dict((k, v) for k, v in config.items() if v is not None)
-
-
-def config_data(client, path):
-    body = client.read(path, action="read kubernetes auth config")
-    return (body or {}).get("data") if body else None
-
-
-def check_known(module, client, path, user, known, mounted):
-    """Refuse fields the server does not know (OpenBao would ignore them silently)."""
-    if not mounted:
-        if set(user) - known:
-            module.warn("Cannot check yet whether the server knows %s: the auth method at '%s' is not enabled."
-                        % (", ".join(sorted(set(user) - known)), path.rsplit("/", 1)[0]))
-        return
-    unknown = unknown_fields(client, path, user, known)
-    if unknown is None:
-        module.warn("The server does not list the parameters of '%s'; could not check that it knows %s."
-                    % (path, ", ".join(sorted(set(user) - known))))
-    else:
-        refuse_unknown(unknown, path)
-
-
-def run_absent(module, client, mount, path):
-    info = read_auth_method(client, mount)
-    if info is not None and info.get("type") != METHOD:
-        raise MeshPkiError("The auth mount '%s' is a %s auth method, not kubernetes; refusing to disable it "
-                           "(nothing was changed)." % (mount, info.get("type")))
-    before = {}
-    if info is not None:
-        before = {"auth_method": METHOD, "config": config_data(client, path) or {}}
-    changed = info is not None
-    if changed and not module.check_mode:
-        # sys/auth/<mount> needs both capabilities; the error text quotes each name.
-        client.request("DELETE", "sys/auth/%s" % mount, action="disable kubernetes auth method",
-                       capability=frozenset(["delete", "sudo"]))
-    result = dict(changed=changed, mount=mount, config={})
-    if module._diff:
-        result["diff"] = dict(before=before, after={}, before_header="auth/%s" % mount, after_header="auth/%s" % mount)
-    module.exit_json(**result)
-
-
-def run_module(module):
-    p = module.params
-    mount = p["mount"].strip().strip("/")
-    if not mount:
-        raise MeshPkiError("mount must not be empty.")
-    path = "auth/%s/config" % mount
-    if p["state"] == "absent":
-        return run_absent(module, module.get_authenticated_client(), mount, path)
-
-    user = user_config(module)
-    client = module.get_authenticated_client()
-    # Read: the mount (its type is checked), the config, and which fields the server knows.
-    mount_result = ensure_auth_method(client, mount, METHOD, check_mode=True)
-    mounted = mount_result.before is not None
-    current = config_data(client, path) if mounted else None
-    exists = current is not None
-    jwt_set = bool((current or {}).get(JWT_SET))
-    known = BASE_CONFIG_FIELDS | set(current or {})
-    check_known(module, client, path, user, known, mounted)
-
-    desired = desired_config(current, user)
-    if not desired.get("kubernetes_host"):
-        raise MeshPkiError("kubernetes_host is required: set it, or kubeconfig/context to take it from a cluster "
-                           "entry.")
-    if desired.get("disable_local_ca_jwt") and not pem_identity(desired.get("kubernetes_ca_cert")):
-        raise MeshPkiError("disable_local_ca_jwt is true but there is no CA certificate: set kubernetes_ca_cert (PEM "
-                           "or a file), or kubeconfig/context to a cluster entry with certificate-authority-data.")
-    differences = config_differences(current, desired)
-
-    jwt = p["token_reviewer_jwt"]
-    mode = p["update_token_reviewer_jwt"]
-    # Refuse a write that would drop a stored JWT before anything is written anywhere.
-    reviewer_jwt_plan(exists, differences, jwt_set, CHECK_MODE_JWT if p["token_reviewer"] else jwt, mode)
-
-    reviewer = None
-    if p["token_reviewer"]:
-        spec = p["token_reviewer"]
-        reviewer = TokenReviewer.from_api_client(api_client(p, module.warn), reviewer_names(spec),
-                                                 create=spec["create"], check_mode=module.check_mode,
-                                                 wait_timeout=spec["wait_timeout"]).ensure()
-        jwt = reviewer.jwt
-        if jwt and jwt != CHECK_MODE_JWT:
-            module.no_log_values.add(jwt)
-    write, _reasons = reviewer_jwt_plan(exists, differences, jwt_set, jwt, mode,
-                                        reviewer.secret_replaced if reviewer else False)
-    send_jwt = bool(write and jwt)
-
-    after_config = dict(desired)
-    after_config[JWT_SET] = bool(jwt) if jwt is not None else jwt_set
-    if not module.check_mode:
-        if mount_result.changed:
-            ensure_auth_method(client, mount, METHOD, check_mode=False, description=p["description"])
-            check_known(module, client, path, user, known, True)
-        if write:
-            payload = dict(desired)
-            if send_jwt:
-                payload["token_reviewer_jwt"] = jwt
-            response = client.write(path, payload, action="write kubernetes auth config",
-                                    capability=("create", "update"))
-            for warning in (response or {}).get("warnings") or []:
-                module.warn("Vault: %s" % warning)
-            after_config = config_data(client, path) or after_config
-
-    result = dict(changed=bool(mount_result.changed or write or (reviewer and reviewer.changes)), mount=mount,
-                  config=after_config, changed_fields=differences, token_reviewer_jwt_written=send_jwt)
-    if reviewer:
-        result["token_reviewer"] = reviewer.as_dict()
-    if module._diff:
-        before = {"auth_method": METHOD if mounted else None, "config": current or {}}
-        after = {"auth_method": METHOD, "config": dict(after_config)}
-        if send_jwt:
-            after["config"]["token_reviewer_jwt"] = JWT_PLACEHOLDER
-        if reviewer:
-            before["token_reviewer_objects"] = reviewer.before
-            after["token_reviewer_objects"] = reviewer.after
-        result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    MOUNT_ARGSPEC,
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    description=dict(type="str"),
+    kubernetes_host=dict(type="str"),
+    kubernetes_ca_cert=dict(type="str"),
+    token_reviewer_jwt=dict(type="str", no_log=True),
+    token_reviewer=dict(type="dict", options=TOKEN_REVIEWER_ARGSPEC, no_log=False),
+    update_token_reviewer_jwt=dict(type="str", choices=["on_create", "always"], default="on_create"),
+    disable_local_ca_jwt=dict(type="bool"),
+    pem_keys=dict(type="list", elements="str", no_log=False),
+    issuer=dict(type="str"),
+    use_annotations_as_alias_metadata=dict(type="bool"),
+    **KUBE_ARGSPEC
+))
 
 
 def main():
-    argument_spec = dict(
-        mount=dict(type="str", default="kubernetes"),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-        description=dict(type="str"),
-        kubernetes_host=dict(type="str"),
-        kubernetes_ca_cert=dict(type="str"),
-        token_reviewer_jwt=dict(type="str", no_log=True),
-        token_reviewer=dict(type="dict", options=TOKEN_REVIEWER_SPEC, no_log=False),
-        update_token_reviewer_jwt=dict(type="str", choices=["on_create", "always"], default="on_create"),
-        disable_local_ca_jwt=dict(type="bool"),
-        pem_keys=dict(type="list", elements="str", no_log=False),
-        issuer=dict(type="str"),
-        use_annotations_as_alias_metadata=dict(type="bool"),
-    )
-    argument_spec.update(KUBE_ARGSPEC)
-    module = VaultModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[("token_reviewer_jwt", "token_reviewer")],
-        supports_check_mode=True,
-        path_options={"mount": "mount", "token_reviewer.namespace": "k8s_name",
-                      "token_reviewer.service_account": "k8s_name", "token_reviewer.secret_name": "k8s_name",
-                      "token_reviewer.cluster_role_binding": "name"},
-    )
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(ARGUMENT_SPEC, supports_check_mode=True,
+                  mutually_exclusive=[("token_reviewer_jwt", "token_reviewer")],
+                  path_options={"kubernetes_auth_mount": "mount", "token_reviewer.namespace": "k8s_name",
+                                "token_reviewer.service_account": "k8s_name", "token_reviewer.secret_name": "k8s_name",
+                                "token_reviewer.cluster_role_binding": "name"}).run(ensure_kubernetes_auth)
 
 
 if __name__ == "__main__":

@@ -40,10 +40,14 @@ options:
     description: Name of the role; istiod's Vault Agent logs in with it (the injector's C(role) annotation).
     type: str
     default: istiod
-  mount:
-    description: Path of the Kubernetes auth method, without C(auth/), for example V(kubernetes-east).
+  kubernetes_auth_mount:
+    description:
+      - Path of the Kubernetes auth method, without C(auth/), for example V(kubernetes-east).
+      - The same option as O(meshpki.vault_ca.vault_k8s_auth#module:kubernetes_auth_mount). Its former name
+        V(mount) is kept as an alias.
     type: str
     default: kubernetes
+    aliases: [mount]
   state:
     description: Whether the role should exist.
     type: str
@@ -134,7 +138,7 @@ EXAMPLES = r'''
 
 - name: The same role on a per-cluster mount, with an audience
   meshpki.vault_ca.vault_k8s_role:
-    mount: kubernetes-east
+    kubernetes_auth_mount: kubernetes-east
     name: istiod
     bound_service_account_names: [istiod-service-account]
     bound_service_account_namespaces: [istio-system]
@@ -154,8 +158,14 @@ name:
   returned: always
   type: str
   sample: istiod
+kubernetes_auth_mount:
+  description: Path of the auth method (O(kubernetes_auth_mount)).
+  returned: always
+  type: str
+  sample: kubernetes
+  version_added: 0.2.0
 mount:
-  description: Path of the auth method.
+  description: Path of the auth method; the same as RV(kubernetes_auth_mount), kept under the option's former name.
   returned: always
   type: str
   sample: kubernetes
@@ -180,105 +190,33 @@ changed_fields:
   sample: [token_period]
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import (
-    BASE_ROLE_FIELDS,
-    check_new_role,
-    desired_role,
-    refuse_unknown,
-    role_differences,
-    role_from_server,
-    unknown_fields,
-)
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.auth_config import MOUNT_ARGSPEC, ensure_role
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
 
-
-def write_role(client, path, mount, payload):
-    try:
-        client.write(path, payload, action="write kubernetes auth role", capability=("create", "update"))
-    except MeshPkiError as e:
-        if e.details.get("status") == 404:
-            raise MeshPkiError("Failed to write kubernetes auth role '%s': no Kubernetes auth method is enabled at "
-                               "'auth/%s' - enable it first (meshpki.vault_ca.vault_k8s_auth with mount: %s)."
-                               % (path, mount, mount), status=404)
-        raise
-
-
-def run_module(module):
-    p = module.params
-    name = p["name"].strip()
-    mount = p["mount"].strip().strip("/")
-    if not name or not mount:
-        raise MeshPkiError("name and mount must not be empty.")
-    path = "auth/%s/role/%s" % (mount, name)
-    present = p["state"] == "present"
-    desired = desired_role(p) if present else {}
-
-    client = module.get_authenticated_client()
-    raw = (client.read(path, action="read kubernetes auth role") or {}).get("data")
-    current = role_from_server(raw)
-
-    if present:
-        if current is None:
-            check_new_role(name, desired)
-        unknown = unknown_fields(client, path, desired, BASE_ROLE_FIELDS | set(raw or {}))
-        if unknown is None and current is not None:
-            module.warn("The server does not list the parameters of '%s'; could not check that it knows %s."
-                        % (path, ", ".join(sorted(set(desired) - BASE_ROLE_FIELDS - set(raw or {})))))
-        refuse_unknown(unknown, path)
-        differences = role_differences(current, desired)
-        changed = bool(differences)
-        after = dict(current or {})
-        after.update(desired)
-    else:
-        differences = None
-        changed = current is not None
-        after = {}
-    if changed and not module.check_mode:
-        if present:
-            write_role(client, path, mount, desired if current is None else
-                       dict((f, desired[f]) for f in differences))
-            after = role_from_server((client.read(path, action="read kubernetes auth role") or {}).get("data"))
-        else:
-            client.delete(path, action="delete kubernetes auth role")
-    if not changed and present:
-        after = current
-    result = dict(changed=changed, name=name, mount=mount, role=after or {})
-    if present:
-        result["changed_fields"] = differences
-    if module._diff:
-        result["diff"] = dict(before=current or {}, after=after or {}, before_header=path, after_header=path)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    MOUNT_ARGSPEC,
+    name=dict(type="str", default="istiod"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    bound_service_account_names=dict(type="list", elements="str"),
+    bound_service_account_namespaces=dict(type="list", elements="str"),
+    bound_service_account_namespace_selector=dict(type="str"),
+    token_policies=dict(type="list", elements="str", aliases=["policies"], no_log=False),
+    token_period=dict(type="str", aliases=["period"]),
+    token_ttl=dict(type="str", aliases=["ttl"], no_log=False),
+    token_max_ttl=dict(type="str", aliases=["max_ttl"], no_log=False),
+    token_explicit_max_ttl=dict(type="str", no_log=False),
+    token_no_default_policy=dict(type="bool"),
+    token_num_uses=dict(type="int", no_log=False),
+    token_type=dict(type="str", choices=["default", "service", "batch", "default-service", "default-batch"]),
+    token_bound_cidrs=dict(type="list", elements="str", no_log=False),
+    audience=dict(type="str"),
+    alias_name_source=dict(type="str", choices=["serviceaccount_uid", "serviceaccount_name"]),
+))
 
 
 def main():
-    module = VaultModule(
-        argument_spec=dict(
-            name=dict(type="str", default="istiod"),
-            mount=dict(type="str", default="kubernetes"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            bound_service_account_names=dict(type="list", elements="str"),
-            bound_service_account_namespaces=dict(type="list", elements="str"),
-            bound_service_account_namespace_selector=dict(type="str"),
-            token_policies=dict(type="list", elements="str", aliases=["policies"], no_log=False),
-            token_period=dict(type="str", aliases=["period"]),
-            token_ttl=dict(type="str", aliases=["ttl"], no_log=False),
-            token_max_ttl=dict(type="str", aliases=["max_ttl"], no_log=False),
-            token_explicit_max_ttl=dict(type="str", no_log=False),
-            token_no_default_policy=dict(type="bool"),
-            token_num_uses=dict(type="int", no_log=False),
-            token_type=dict(type="str", choices=["default", "service", "batch", "default-service", "default-batch"]),
-            token_bound_cidrs=dict(type="list", elements="str", no_log=False),
-            audience=dict(type="str"),
-            alias_name_source=dict(type="str", choices=["serviceaccount_uid", "serviceaccount_name"]),
-        ),
-        supports_check_mode=True,
-        path_options=dict(name="name", mount="mount"),
-    )
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(ARGUMENT_SPEC, supports_check_mode=True,
+                  path_options=dict(name="name", kubernetes_auth_mount="mount")).run(ensure_role)
 
 
 if __name__ == "__main__":

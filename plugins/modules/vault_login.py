@@ -108,39 +108,14 @@ lease_duration:
   sample: 3600
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.login import token_session
 
-
-def run_module(module):
-    client = module.get_authenticated_client()
-    method = module.params["auth_method"] or "token"
-    if module.params["state"] == "absent":
-        try:
-            client.read("auth/token/lookup-self", action="look up the token")
-        except MeshPkiError as e:
-            if e.details.get("status") != 403:
-                raise
-            module.exit_json(changed=False, auth_method=method)  # already revoked, expired or used up
-        if module.check_mode:
-            module.exit_json(changed=True, auth_method=method)
-        client.write("auth/token/revoke-self", action="revoke the token")
-        module.exit_json(changed=True, auth_method=method)
-    auth = client.login_response or {}
-    module.exit_json(changed=False, auth_method=method, token=client.hvac.token,
-                     policies=auth.get("policies") or auth.get("token_policies") or [],
-                     lease_duration=auth.get("lease_duration", 0))
+ARGUMENT_SPEC = module_spec(dict(state=dict(type="str", choices=["present", "absent"], default="present")))
 
 
 def main():
-    module = VaultModule(
-        argument_spec=dict(state=dict(type="str", choices=["present", "absent"], default="present")),
-        supports_check_mode=True,
-    )
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(ARGUMENT_SPEC, supports_check_mode=True).run(token_session)
 
 
 if __name__ == "__main__":

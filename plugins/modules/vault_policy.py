@@ -140,83 +140,21 @@ policy:
     }
 '''
 
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import VaultModule
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import render_rules, same_policy
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import RULE_ARGSPEC, ensure_policy
 
-PROTECTED = ("root", "default")
-
-RULE_SPEC = dict(
-    path=dict(type="str", required=True),
-    capabilities=dict(type="list", elements="str", required=True),
-    allowed_parameters=dict(type="dict"),
-    denied_parameters=dict(type="dict"),
-    required_parameters=dict(type="list", elements="str"),
-    min_wrapping_ttl=dict(type="str"),
-    max_wrapping_ttl=dict(type="str"),
-)
-
-
-def desired_text(params):
-    if params["rules"] is not None:
-        try:
-            return render_rules(params["rules"])
-        except ValueError as e:
-            raise MeshPkiError("Invalid rules for policy '%s': %s." % (params["name"], e))
-    text = params["policy"]
-    if not text or not text.strip():
-        raise MeshPkiError("Policy '%s': policy text is empty; give HCL in policy or a list in rules." % params["name"])
-    return text if text.endswith("\n") else text + "\n"
-
-
-def run_module(module):
-    name = module.params["name"]
-    if name in PROTECTED:
-        raise MeshPkiError("Refusing to manage the built-in '%s' policy: it is Vault's own. Put your rules in a "
-                           "policy of your own and attach it to the role or token." % name)
-    present = module.params["state"] == "present"
-    after = desired_text(module.params) if present else ""
-    client = module.get_authenticated_client()
-    path = "sys/policies/acl/%s" % name
-
-    current = client.read(path, action="read policy")
-    before = ((current or {}).get("data") or {}).get("policy") or ""
-    exists = current is not None
-    if present:
-        changed = not exists or not same_policy(before, after)
-    else:
-        changed = exists
-    if not changed:
-        after = before
-    if changed and not module.check_mode:
-        if present:
-            client.write(path, {"policy": after}, action="write policy",
-                         capability=("create", "update"), method="PUT")
-        else:
-            client.delete(path, action="delete policy")
-    result = dict(changed=changed, name=name, policy=after)
-    if module._diff:
-        result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
-    module.exit_json(**result)
+ARGUMENT_SPEC = module_spec(dict(
+    name=dict(type="str", required=True),
+    policy=dict(type="str"),
+    rules=dict(type="list", elements="dict", options=RULE_ARGSPEC),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+))
 
 
 def main():
-    module = VaultModule(
-        argument_spec=dict(
-            name=dict(type="str", required=True),
-            policy=dict(type="str"),
-            rules=dict(type="list", elements="dict", options=RULE_SPEC),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-        ),
-        mutually_exclusive=[("policy", "rules")],
-        required_if=[("state", "present", ("policy", "rules"), True)],
-        supports_check_mode=True,
-        path_options=dict(name="name"),
-    )
-    try:
-        run_module(module)
-    except MeshPkiError as e:
-        module.fail_from(e)
+    MeshPkiModule(ARGUMENT_SPEC, supports_check_mode=True, path_options=dict(name="name"),
+                  mutually_exclusive=[("policy", "rules")],
+                  required_if=[("state", "present", ("policy", "rules"), True)]).run(ensure_policy)
 
 
 if __name__ == "__main__":

@@ -93,3 +93,8 @@ class FakeVault(VaultClient):
             if (request.method, request.path) == (method, path):
                 return request.json
         raise AssertionError("no %s %s among %r" % (method, path, [(r.method, r.path) for r in self.requests]))
+
+
+def login_answer(token="hvs.from-login", **auth):
+    """The body of a successful login (``auth/<mount>/login``): a client token and any other ``auth`` fields."""
+    return {"auth": dict({"client_token": token}, **auth)}

@@ -365,7 +365,8 @@ def test_ansible_doc_renders(module):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)["meshpki.vault_ca." + module]
     assert doc["doc"]["attributes"]["action_group"]["membership"] == ["meshpki.vault_ca.vault"]
-    assert {"url", "token", "auth_method", "mount", "state"} <= set(doc["doc"]["options"])
+    assert {"url", "token", "auth_method", "kubernetes_auth_mount", "state"} <= set(doc["doc"]["options"])
+    assert doc["doc"]["options"]["kubernetes_auth_mount"]["aliases"] == ["mount"]
     if module == "vault_k8s_auth":
         assert {"kubeconfig", "context", "token_reviewer", "update_token_reviewer_jwt"} <= set(doc["doc"]["options"])
         assert "K8S_AUTH_KUBECONFIG" in " ".join(doc["doc"]["options"]["kubeconfig"]["description"])

@@ -152,7 +152,8 @@ def test_bad_input_is_refused_before_any_write(bao, playbook):
     assert _role(bao, mount, "new-role") is None and _role(bao, mount, "istiod") is None
     no_mount = run.task("no mount")["result"]["msg"]
     assert no_mount == ("Failed to write kubernetes auth role 'auth/%s/role/istiod': no Kubernetes auth method is "
-                        "enabled at 'auth/%s' - enable it first (meshpki.vault_ca.vault_k8s_auth with mount: %s)."
+                        "enabled at 'auth/%s' - enable it first (meshpki.vault_ca.vault_k8s_auth with "
+                        "kubernetes_auth_mount: %s)."
                         % (missing_mount, missing_mount, missing_mount))
 
 

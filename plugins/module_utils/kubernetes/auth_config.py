@@ -3,9 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Vault/OpenBao Kubernetes auth: the config and the roles (read, normalise, compare, build the
-write), PEM options given as text or as a file, the parameters a server knows, and the
-token-reviewer bootstrap on the Kubernetes side (ServiceAccount, ClusterRoleBinding to
-system:auth-delegator, kubernetes.io/service-account-token Secret) through the kubernetes client.
+write), PEM options given as text or as a file, the parameters a server knows, and the logic of the two modules:
+:func:`ensure_kubernetes_auth` (vault_k8s_auth: the auth method and its config, with the token reviewer of
+kubernetes.token_reviewer) and :func:`ensure_role` (vault_k8s_role). Both name the auth mount
+``kubernetes_auth_mount``, the one name of that option across the collection's modules.
 
 Facts this file relies on (OpenBao 2.x and Vault's vault-plugin-auth-kubernetes):
 
@@ -29,7 +30,14 @@ import re
 import traceback
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import cluster_entry
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_reviewer import (
+    CHECK_MODE_JWT,
+    ensure_token_reviewer,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_seconds
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_auth_method, read_auth_method
 
 try:
     from cryptography import x509
@@ -344,3 +352,237 @@ def check_new_role(name, desired):
     if missing:
         raise MeshPkiError("Role '%s' does not exist yet, and a new role needs %s (nothing was changed)."
                            % (name, " and ".join(missing)))
+
+
+# ------------------------------------------------------------------------------------ the mount
+
+# The option that names the Kubernetes auth mount, in every module (vault_k8s_auth, vault_k8s_role, ...); ``mount``
+# is its alias, the name these two modules used before.
+MOUNT_OPTION = "kubernetes_auth_mount"
+MOUNT_ARGSPEC = {MOUNT_OPTION: dict(type="str", default="kubernetes", aliases=["mount"])}
+METHOD = "kubernetes"
+
+
+def auth_mount(params):
+    """The Kubernetes auth mount of the task, without slashes; MeshPkiError when empty."""
+    mount = (params[MOUNT_OPTION] or "").strip().strip("/")
+    if not mount:
+        raise MeshPkiError("%s must not be empty." % MOUNT_OPTION)
+    return mount
+
+
+def _warn_unlisted(warn, path, fields):
+    warn("The server does not list the parameters of '%s'; could not check that it knows %s."
+         % (path, ", ".join(sorted(fields))))
+
+
+# ---------------------------------------------------------------------------------- vault_k8s_role
+
+
+def write_role(client, path, mount, payload):
+    try:
+        client.write(path, payload, action="write kubernetes auth role", capability=("create", "update"))
+    except MeshPkiError as e:
+        if e.details.get("status") == 404:
+            raise MeshPkiError("Failed to write kubernetes auth role '%s': no Kubernetes auth method is enabled at "
+                               "'auth/%s' - enable it first (meshpki.vault_ca.vault_k8s_auth with %s: %s)."
+                               % (path, mount, MOUNT_OPTION, mount), status=404)
+        raise
+
+
+def _read_role(client, path):
+    return (client.read(path, action="read kubernetes auth role") or {}).get("data")
+
+
+def ensure_role(module):
+    """vault_k8s_role: compare only the fields the task sets (durations in seconds, lists as sets) and write only
+    those that differ (a role write merges), or delete the role. Returns the result with its diff."""
+    p = module.params
+    name = p["name"].strip()
+    if not name:
+        raise MeshPkiError("name and %s must not be empty." % MOUNT_OPTION)
+    mount = auth_mount(p)
+    path = "auth/%s/role/%s" % (mount, name)
+    present = p["state"] == "present"
+    desired = desired_role(p) if present else {}
+
+    client = module.get_authenticated_client()
+    raw = _read_role(client, path)
+    current = role_from_server(raw)
+    differences = None
+    if present:
+        if current is None:
+            check_new_role(name, desired)
+        unknown = unknown_fields(client, path, desired, BASE_ROLE_FIELDS | set(raw or {}))
+        if unknown is None and current is not None:
+            _warn_unlisted(module.warn, path, set(desired) - BASE_ROLE_FIELDS - set(raw or {}))
+        refuse_unknown(unknown, path)
+        differences = role_differences(current, desired)
+        changed = bool(differences)
+        after = dict(current or {}, **desired) if changed else current
+    else:
+        changed = current is not None
+        after = {}
+    if changed and not module.check_mode:
+        if present:
+            write_role(client, path, mount, desired if current is None else
+                       dict((f, desired[f]) for f in differences))
+            after = role_from_server(_read_role(client, path))
+        else:
+            client.delete(path, action="delete kubernetes auth role")
+    result = dict(changed=changed, name=name, mount=mount, kubernetes_auth_mount=mount, role=after or {},
+                  diff=dict(before=current or {}, after=after or {}, before_header=path, after_header=path))
+    if present:
+        result["changed_fields"] = differences
+    return result
+
+
+# ---------------------------------------------------------------------------------- vault_k8s_auth
+
+JWT_PLACEHOLDER = "(new value written, not shown)"
+
+
+def user_config(params, warn):
+    """The config fields the task sets, PEM read and checked, host and CA filled from the
+    kubeconfig when asked - all before any request."""
+    p = params
+    host = p["kubernetes_host"]
+    ca = load_pem_option(p["kubernetes_ca_cert"], "kubernetes_ca_cert", CA_LABELS)
+    if not host or p["kubeconfig"] or p["context"]:
+        try:
+            entry = cluster_entry(p)
+        except MeshPkiError as e:
+            if host or p["kubeconfig"] or p["context"]:
+                raise
+            raise MeshPkiError("kubernetes_host is not set and no kubeconfig cluster entry gives it: %s Set "
+                               "kubernetes_host, or kubeconfig/context to the cluster Vault must reach." % e)
+        host = host or entry["server"]
+        if ca is None and entry["ca_pem"]:
+            what = "The CA of context '%s' in '%s'" % (entry["context"], entry["kubeconfig"])
+            ca = load_pem_option(entry["ca_pem"], what, CA_LABELS)
+        elif ca is None and entry["insecure"]:
+            warn("The cluster of context '%s' skips TLS verification and has no CA; Vault cannot skip it. "
+                 "Set kubernetes_ca_cert to the API server's CA." % entry["context"])
+    check_kubernetes_host("kubernetes_host", host)
+    pem_keys = None
+    if p["pem_keys"] is not None:
+        pem_keys = [load_pem_option(v, "pem_keys[%d]" % i, PEM_KEY_LABELS) for i, v in enumerate(p["pem_keys"])]
+    config = dict(kubernetes_host=host, kubernetes_ca_cert=ca, pem_keys=pem_keys,
+                  disable_local_ca_jwt=p["disable_local_ca_jwt"], issuer=p["issuer"],
+                  use_annotations_as_alias_metadata=p["use_annotations_as_alias_metadata"])
+    return dict((k, v) for k, v in config.items() if v is not None)
+
+
+def config_data(client, path):
+    body = client.read(path, action="read kubernetes auth config")
+    return (body or {}).get("data") if body else None
+
+
+def check_known(warn, client, path, user, known, mounted):
+    """Refuse fields the server does not know (OpenBao would ignore them silently)."""
+    if not mounted:
+        if set(user) - known:
+            warn("Cannot check yet whether the server knows %s: the auth method at '%s' is not enabled."
+                 % (", ".join(sorted(set(user) - known)), path.rsplit("/", 1)[0]))
+        return
+    unknown = unknown_fields(client, path, user, known)
+    if unknown is None:
+        _warn_unlisted(warn, path, set(user) - known)
+    else:
+        refuse_unknown(unknown, path)
+
+
+def disable_kubernetes_auth(client, mount, check_mode):
+    """state=absent: disable the Kubernetes auth method at ``mount`` (its config, roles and tokens go with it);
+    another auth type there is never disabled."""
+    path = "auth/%s/config" % mount
+    info = read_auth_method(client, mount)
+    if info is not None and info.get("type") != METHOD:
+        raise MeshPkiError("The auth mount '%s' is a %s auth method, not kubernetes; refusing to disable it "
+                           "(nothing was changed)." % (mount, info.get("type")))
+    before = {}
+    if info is not None:
+        before = {"auth_method": METHOD, "config": config_data(client, path) or {}}
+    changed = info is not None
+    if changed and not check_mode:
+        # sys/auth/<mount> needs both capabilities; the error text quotes each name.
+        client.request("DELETE", "sys/auth/%s" % mount, action="disable kubernetes auth method",
+                       capability=frozenset(["delete", "sudo"]))
+    return dict(changed=changed, mount=mount, kubernetes_auth_mount=mount, config={},
+                diff=dict(before=before, after={}, before_header="auth/%s" % mount, after_header="auth/%s" % mount))
+
+
+def ensure_kubernetes_auth(module):
+    """vault_k8s_auth: enable the auth method at the mount if missing and write its config only when a field
+    differs (or the reviewer JWT must be written: see reviewer_jwt_plan). Inputs (PEM, kubeconfig, host) are
+    checked before the login. Returns the result with its diff (the JWT only as a placeholder)."""
+    p = module.params
+    mount = auth_mount(p)
+    path = "auth/%s/config" % mount
+    if p["state"] == "absent":
+        return disable_kubernetes_auth(module.get_authenticated_client(), mount, module.check_mode)
+
+    user = user_config(p, module.warn)
+    client = module.get_authenticated_client()
+    # Read: the mount (its type is checked), the config, and which fields the server knows.
+    mount_result = ensure_auth_method(client, mount, METHOD, check_mode=True)
+    mounted = mount_result.before is not None
+    current = config_data(client, path) if mounted else None
+    exists = current is not None
+    jwt_set = bool((current or {}).get(JWT_SET))
+    known = BASE_CONFIG_FIELDS | set(current or {})
+    check_known(module.warn, client, path, user, known, mounted)
+
+    desired = desired_config(current, user)
+    if not desired.get("kubernetes_host"):
+        raise MeshPkiError("kubernetes_host is required: set it, or kubeconfig/context to take it from a cluster "
+                           "entry.")
+    if desired.get("disable_local_ca_jwt") and not pem_identity(desired.get("kubernetes_ca_cert")):
+        raise MeshPkiError("disable_local_ca_jwt is true but there is no CA certificate: set kubernetes_ca_cert (PEM "
+                           "or a file), or kubeconfig/context to a cluster entry with certificate-authority-data.")
+    differences = config_differences(current, desired)
+
+    jwt = p["token_reviewer_jwt"]
+    mode = p["update_token_reviewer_jwt"]
+    # Refuse a write that would drop a stored JWT before anything is written anywhere.
+    reviewer_jwt_plan(exists, differences, jwt_set, CHECK_MODE_JWT if p["token_reviewer"] else jwt, mode)
+
+    reviewer = None
+    if p["token_reviewer"]:
+        reviewer = ensure_token_reviewer(p, module.warn, module.check_mode)
+        jwt = reviewer.jwt
+        if jwt and jwt != CHECK_MODE_JWT:
+            module.no_log_values.add(jwt)
+    write, _reasons = reviewer_jwt_plan(exists, differences, jwt_set, jwt, mode,
+                                        reviewer.secret_replaced if reviewer else False)
+    send_jwt = bool(write and jwt)
+
+    after_config = dict(desired)
+    after_config[JWT_SET] = bool(jwt) if jwt is not None else jwt_set
+    if not module.check_mode:
+        if mount_result.changed:
+            ensure_auth_method(client, mount, METHOD, check_mode=False, description=p["description"])
+            check_known(module.warn, client, path, user, known, True)
+        if write:
+            payload = dict(desired)
+            if send_jwt:
+                payload["token_reviewer_jwt"] = jwt
+            response = client.write(path, payload, action="write kubernetes auth config",
+                                    capability=("create", "update"))
+            for warning in (response or {}).get("warnings") or []:
+                module.warn("Vault: %s" % warning)
+            after_config = config_data(client, path) or after_config
+
+    result = dict(changed=bool(mount_result.changed or write or (reviewer and reviewer.changes)), mount=mount,
+                  kubernetes_auth_mount=mount, config=after_config, changed_fields=differences,
+                  token_reviewer_jwt_written=send_jwt)
+    before = {"auth_method": METHOD if mounted else None, "config": current or {}}
+    after = {"auth_method": METHOD, "config": dict(after_config)}
+    if send_jwt:
+        after["config"]["token_reviewer_jwt"] = JWT_PLACEHOLDER
+    if reviewer:
+        result["token_reviewer"] = reviewer.as_dict()
+        before["token_reviewer_objects"] = reviewer.before
+        after["token_reviewer_objects"] = reviewer.after
+    result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
+    return result

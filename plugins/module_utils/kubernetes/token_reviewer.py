@@ -15,7 +15,11 @@ import base64
 import time
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import ApiException, describe_api_error
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
+    ApiException,
+    api_client,
+    describe_api_error,
+)
 
 try:
     from kubernetes import client as k8s_client
@@ -29,6 +33,16 @@ AUTH_DELEGATOR = "system:auth-delegator"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshpki.vault_ca"}
 CHECK_MODE_JWT = "(token not known in check mode)"
+
+# The suboptions of vault_k8s_auth's ``token_reviewer``.
+TOKEN_REVIEWER_ARGSPEC = dict(
+    create=dict(type="bool", default=True),
+    namespace=dict(type="str", default="vault"),
+    service_account=dict(type="str", default="vault-token-reviewer"),
+    secret_name=dict(type="str"),
+    cluster_role_binding=dict(type="str"),
+    wait_timeout=dict(type="int", default=30),
+)
 
 
 def reviewer_names(spec):
@@ -229,6 +243,14 @@ class TokenReviewer(object):
                 raise MeshPkiError("%s disappeared while waiting for its token: Kubernetes deletes token Secrets "
                                    "whose ServiceAccount is gone. Check ServiceAccount %s/%s and run again."
                                    % (what, ns, self.names["service_account"]))
+
+
+def ensure_token_reviewer(params, warn, check_mode):
+    """The token reviewer of ``params['token_reviewer']`` ensured on the cluster of the kubeconfig context (the
+    ``kubeconfig``/``context`` options): a ReviewerResult with the JWT to write."""
+    spec = params["token_reviewer"]
+    return TokenReviewer.from_api_client(api_client(params, warn), reviewer_names(spec), create=spec["create"],
+                                         check_mode=check_mode, wait_timeout=spec["wait_timeout"]).ensure()
 
 
 def account_name(account):

@@ -2,8 +2,9 @@
 # Copyright (c) meshpki.vault_ca contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Pure: Vault ACL policies as data. Parse the HCL (or JSON) policy language into a canonical form
-so that two texts that mean the same policy compare equal, and render rules to canonical HCL.
+"""Vault ACL policies: parse the HCL (or JSON) policy language into a canonical form so that two texts that mean
+the same policy compare equal, render rules to canonical HCL (pure), and the policy at ``sys/policies/acl/<name>``
+read, compared and written only when it changes (:func:`ensure_policy`, the logic of the vault_policy module).
 
 Meaning-preserving normalisation: whitespace, comments, the order of path blocks, the order and
 duplicates of capabilities, and repeated blocks for one path (Vault merges them) do not matter.
@@ -15,6 +16,8 @@ __metaclass__ = type
 
 import json
 import re
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 
 _TOKEN = re.compile(r'''
     (?P<ws>\s+|\#[^\n]*|//[^\n]*|/\*.*?\*/)
@@ -269,3 +272,64 @@ def grants(canonical, path, capability="read"):
         return False, None, []
     capabilities = list(canonical[rule].get("capabilities") or [])
     return capability in capabilities and "deny" not in capabilities, rule, capabilities
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The policy at sys/policies/acl/<name> (the vault_policy module)
+# ---------------------------------------------------------------------------------------------------------
+
+PROTECTED = ("root", "default")
+
+# The suboptions of one entry of vault_policy's ``rules``.
+RULE_ARGSPEC = dict(
+    path=dict(type="str", required=True),
+    capabilities=dict(type="list", elements="str", required=True),
+    allowed_parameters=dict(type="dict"),
+    denied_parameters=dict(type="dict"),
+    required_parameters=dict(type="list", elements="str"),
+    min_wrapping_ttl=dict(type="str"),
+    max_wrapping_ttl=dict(type="str"),
+)
+
+
+def desired_text(params):
+    """The policy text to store: ``rules`` rendered, or ``policy`` with a final newline. MeshPkiError for empty text
+    or invalid rules."""
+    if params["rules"] is not None:
+        try:
+            return render_rules(params["rules"])
+        except ValueError as e:
+            raise MeshPkiError("Invalid rules for policy '%s': %s." % (params["name"], e))
+    text = params["policy"]
+    if not text or not text.strip():
+        raise MeshPkiError("Policy '%s': policy text is empty; give HCL in policy or a list in rules." % params["name"])
+    return text if text.endswith("\n") else text + "\n"
+
+
+def ensure_policy(module):
+    """vault_policy: the inputs are checked before the login; then read, compare by meaning (same_policy), and write
+    (or delete) only a change, never in check mode. Returns the result with its diff."""
+    params = module.params
+    name = params["name"]
+    if name in PROTECTED:
+        raise MeshPkiError("Refusing to manage the built-in '%s' policy: it is Vault's own. Put your rules in a "
+                           "policy of your own and attach it to the role or token." % name)
+    present = params["state"] == "present"
+    after = desired_text(params) if present else ""
+    client = module.get_authenticated_client()
+    path = "sys/policies/acl/%s" % name
+
+    current = client.read(path, action="read policy")
+    before = ((current or {}).get("data") or {}).get("policy") or ""
+    exists = current is not None
+    changed = (not exists or not same_policy(before, after)) if present else exists
+    if not changed:
+        after = before
+    if changed and not module.check_mode:
+        if present:
+            client.write(path, {"policy": after}, action="write policy",
+                         capability=("create", "update"), method="PUT")
+        else:
+            client.delete(path, action="delete policy")
+    return dict(changed=changed, name=name, policy=after,
+                diff=dict(before=before, after=after, before_header=path, after_header=path))

@@ -112,10 +112,11 @@ def test_vault_options_are_the_modules_shared_options():
 
 
 def test_token_reviewer_options_are_the_modules():
-    from ansible_collections.meshpki.vault_ca.plugins.modules.vault_k8s_auth import TOKEN_REVIEWER_SPEC
+    from ansible_collections.meshpki.vault_ca.plugins.modules.vault_k8s_auth import ARGUMENT_SPEC
+    reviewer = ARGUMENT_SPEC["token_reviewer"]["options"]
     spec = SPEC["argument_specs"]["main"]["options"]["istio_vault_ca_k8s_token_reviewer"]["options"]
-    assert set(spec) == set(TOKEN_REVIEWER_SPEC)
-    for name, option in TOKEN_REVIEWER_SPEC.items():
+    assert set(spec) == set(reviewer)
+    for name, option in reviewer.items():
         assert spec[name]["type"] == option["type"] and spec[name].get("default") == option.get("default"), name
 
 
