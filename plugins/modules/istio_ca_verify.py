@@ -131,14 +131,17 @@ options:
   auth_role:
     description:
       - With O(read_with_policy), the auth role istiod logs in with; its C(token_policies) must include
-        O(read_with_policy). Read from C(auth/<mount>/role/<name>). With O(policy_check=token) a role the task
-        token may not read is not checked; with V(rules) that is an error.
+        O(read_with_policy). Read from C(auth/<kubernetes_auth_mount>/role/<name>). With O(policy_check=token) a
+        role the task token may not read is not checked; with V(rules) that is an error.
     type: dict
     suboptions:
-      mount:
-        description: Mount of the auth method (without C(auth/)).
+      kubernetes_auth_mount:
+        description: Mount of the Kubernetes auth method (without C(auth/)); the name every module of the collection
+          gives it.
         type: str
         default: kubernetes
+        aliases: [mount]
+        version_added: 0.2.0
       name:
         description: Name of the role.
         type: str
@@ -304,7 +307,8 @@ ARGUMENT_SPEC = module_spec(dict(
     vault_paths=dict(type="dict", options=ca_layout_spec()),
     read_with_policy=dict(type="str"),
     policy_check=dict(type="str", choices=["token", "rules"], default="token"),
-    auth_role=dict(type="dict", options=dict(mount=dict(type="str", default="kubernetes"),
+    auth_role=dict(type="dict", options=dict(kubernetes_auth_mount=dict(type="str", default="kubernetes",
+                                                                       aliases=["mount"]),
                                              name=dict(type="str", required=True))),
     min_days_left=dict(type="int"),
 ))
@@ -321,7 +325,7 @@ def main():
         supports_check_mode=True,
         hvac_required=False,
         path_options=dict(ca_layout_paths(prefix="vault_paths."), read_with_policy="name",
-                          **{"auth_role.mount": "mount", "auth_role.name": "name"}),
+                          **{"auth_role.kubernetes_auth_mount": "mount", "auth_role.name": "name"}),
         requires=("cryptography",),
     ).run(verify_ca_bundle)
 

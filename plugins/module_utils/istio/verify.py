@@ -105,7 +105,7 @@ def check_policy_rules(client, policy, paths, required):
 
 def check_auth_role(client, policy, auth_role, required):
     try:
-        mount = normalize_vault_path(auth_role["mount"], "auth_role.mount")
+        mount = normalize_vault_path(auth_role["kubernetes_auth_mount"], "auth_role.kubernetes_auth_mount")
         name = normalize_vault_path(auth_role["name"], "auth_role.name")
     except InjectorError as e:
         raise MeshPkiError("Invalid auth_role: %s." % e)

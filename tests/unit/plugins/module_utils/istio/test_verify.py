@@ -247,7 +247,8 @@ def test_auth_role_must_hand_out_the_policy():
     with pytest.raises(MeshPkiError) as err:
         verify_ca_bundle(ModuleStub(params(vault_paths=dict(VAULT_PATHS), read_with_policy="istiod",
                                            policy_check="rules",
-                                           auth_role={"mount": "kubernetes-east", "name": "istiod"}), vault))
+                                           auth_role={"kubernetes_auth_mount": "kubernetes-east",
+                                                      "name": "istiod"}), vault))
     assert str(err.value).startswith("auth_role: 'auth/kubernetes-east/role/istiod' hands out the policies "
                                      "['default', 'other'], not 'istiod'")
 
