@@ -22,11 +22,14 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request impor
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     PemError,
     cert_info,
+    iso_time,
     key_type_and_bits,
     load_cert,
     load_certs,
     pem_blocks,
     public_key_matches,
+    valid_from,
+    valid_until,
 )
 
 try:
@@ -46,18 +49,10 @@ def now_utc():
     return datetime.datetime.now(_UTC)
 
 
-def iso(moment):
-    return moment.astimezone(_UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def not_before(cert):
-    value = getattr(cert, "not_valid_before_utc", None)
-    return value if value is not None else cert.not_valid_before.replace(tzinfo=_UTC)
-
-
-def not_after(cert):
-    value = getattr(cert, "not_valid_after_utc", None)
-    return value if value is not None else cert.not_valid_after.replace(tzinfo=_UTC)
+# The names the PKI backends use for the x509 toolbox's time helpers.
+iso = iso_time
+not_before = valid_from
+not_after = valid_until
 
 
 # ---------------------------------------------------------------------------------------------------------
