@@ -49,11 +49,6 @@ else:
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
 
-try:
-    from kubernetes import client as k8s_client
-except ImportError:
-    k8s_client = None
-
 # ----------------------------------------------------------------------------------------- PEM
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)

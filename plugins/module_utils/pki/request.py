@@ -38,6 +38,7 @@ SUBJECT_ARGSPEC = dict(
     province=dict(type="list", elements="str"),
 )
 
+
 def seconds(value, what):
     """to_seconds() with a MeshPkiError instead of ValueError."""
     try:

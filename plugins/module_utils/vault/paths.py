@@ -46,7 +46,6 @@ BAD_CATEGORIES = ("Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp")
 SAFE_IN_SEGMENT = "-._~!$&'()*+,;=:@"
 
 
-
 def shown(value):
     """A value as an error message may show it: control and bidi characters escaped, long values cut."""
     text = value if isinstance(value, str) else str(value)
