@@ -64,6 +64,8 @@ spec:
 
 # The full output of each ansible run (diffs included) is kept here; the terminal gets one line per task.
 LOG_DIR = os.path.join(REPO, ".demo")
+
+
 def ansible_env(env):
     """The tests' Ansible environment (tests/harness/playbook.py: the checkout's collection, this Python, the
     default callback's output whatever the user's environment sets) with the embedded OpenBao's address and
