@@ -30,7 +30,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path[:0] = [BENCH, os.path.join(REPO, "tests")]
 
-from measure import Audit, read_text, run_measured  # noqa: E402
+from measure import read_text, run_measured  # noqa: E402
 
 from harness import certs  # noqa: E402
 from harness.openbao import OpenBaoServer  # noqa: E402
@@ -215,7 +215,7 @@ class Runner(object):
         log_path, timing = self._paths(label)
         env = dict(env, BENCH_TIMING_FILE=timing)
         started = time.time()
-        result = run_measured(args, env, cwd, log_path, audit=Audit(server.audit.path), server_pid=server.proc.pid)
+        result = run_measured(args, env, cwd, log_path, audit=server.audit, server_pid=server.proc.pid)
         output = read_text(log_path)
         result["recap"] = recap(output)
         result["timing"] = timing_summary(timing, started)

@@ -4,7 +4,6 @@ and the Vault requests it caused (from the server's file audit device).
 Standard library only (the driver runs with the collection's own virtualenv).
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import time
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
-WRITE_OPERATIONS = ("create", "update", "delete")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -102,7 +100,7 @@ class TreeMemorySampler(threading.Thread):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the Vault server's CPU time and audit log
+# the Vault server's CPU time (its audit log: tests/harness/audit.py, AuditLog.summary)
 # ---------------------------------------------------------------------------------------------------------
 
 def process_cpu_seconds(pid):
@@ -116,60 +114,13 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / float(TICKS)
 
 
-def is_login(path):
-    return path.startswith("auth/") and "/login" in path
-
-
-class Audit(object):
-    """The file audit device's log, read from a byte offset (``mark()``) on."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def mark(self):
-        try:
-            return os.path.getsize(self.path)
-        except OSError:
-            return 0
-
-    def entries(self, since=0):
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path, "rb") as f:
-            f.seek(since)
-            return [json.loads(line) for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
-
-    def summary(self, since=0):
-        """Counts of the requests logged after ``since``: all, reads, writes (logins apart), logins,
-        token creations, token lookups, failed responses, and the write paths."""
-        requests, failed = [], 0
-        for entry in self.entries(since):
-            if entry.get("type") == "request":
-                req = entry.get("request") or {}
-                requests.append((req.get("operation"), req.get("path") or "",
-                                 (req.get("mount_accessor") or req.get("mount_type") or "")))
-            elif entry.get("type") == "response" and entry.get("error"):
-                failed += 1
-        writes = [(op, path) for op, path, _m in requests if op in WRITE_OPERATIONS and not is_login(path)]
-        return {
-            "requests": len(requests),
-            "reads": sum(1 for op, _p, _m in requests if op in ("read", "list")),
-            "writes": len(writes),
-            "logins": sum(1 for _op, path, _m in requests if is_login(path)),
-            "token_creates": sum(1 for _op, path, _m in requests if path.startswith("auth/token/create")),
-            "token_lookups": sum(1 for _op, path, _m in requests if path.startswith("auth/token/lookup")),
-            "failed": failed,
-            "write_paths": [path for _op, path in writes],
-            "paths": ["%s %s" % (op, path) for op, path, _m in requests],
-        }
-
-
 # ---------------------------------------------------------------------------------------------------------
 # one measured command
 # ---------------------------------------------------------------------------------------------------------
 
 def run_measured(args, env, cwd, log_path, audit=None, server_pid=None, timeout=1800, sample_memory=True):
-    """Run ``args`` with stdout+stderr to ``log_path``; return the measurements as a dict."""
+    """Run ``args`` with stdout+stderr to ``log_path``; return the measurements as a dict (with ``audit``, an
+    AuditLog of tests/harness/audit.py, the counts of the Vault requests it caused too)."""
     mark = audit.mark() if audit else None
     vault_cpu0 = process_cpu_seconds(server_pid) if server_pid else 0.0
     with open(log_path, "wb") as log:

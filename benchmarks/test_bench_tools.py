@@ -16,6 +16,8 @@ import bench  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 
+from harness.audit import AuditLog  # noqa: E402
+
 
 def test_fit_recovers_a_line_and_its_quality():
     a, b, r2 = report.fit([(1, 7.0), (10, 16.0), (50, 56.0)])
@@ -40,10 +42,10 @@ def _audit_line(kind, operation, path, error=None):
     return json.dumps(entry) + "\n"
 
 
-def test_audit_summary_counts_from_a_byte_offset(tmp_path):
+def test_audit_summary_counts_from_a_mark(tmp_path):
     log = tmp_path / "audit.log"
     log.write_text(_audit_line("request", "update", "sys/mounts/old"))
-    audit = measure.Audit(str(log))
+    audit = AuditLog(str(log))
     mark = audit.mark()
     with open(str(log), "a") as f:
         f.write(_audit_line("request", "update", "auth/approle/login"))

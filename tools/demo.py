@@ -26,7 +26,8 @@ sys.path[:0] = [os.path.join(REPO, "tools"), os.path.join(REPO, "tests")]
 
 import embedded  # noqa: E402
 
-from harness.openbao import AuditLog  # noqa: E402
+from harness.audit import AuditLog  # noqa: E402
+from harness.playbook import ansible_env as playbook_env  # noqa: E402
 
 BIN = os.path.dirname(sys.executable)
 
@@ -63,17 +64,13 @@ spec:
 
 # The full output of each ansible run (diffs included) is kept here; the terminal gets one line per task.
 LOG_DIR = os.path.join(REPO, ".demo")
-# The demo reads the default callback's output: whatever the user's environment sets for stdout is not used.
-CALLBACK = {"ANSIBLE_STDOUT_CALLBACK": "default", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}
 
 
 def ansible_env(env):
-    out = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, VAULT_ADDR=env["VAULT_ADDR"], VAULT_TOKEN=env["VAULT_TOKEN"],
-               **CALLBACK)
-    out["PATH"] = BIN + os.pathsep + out.get("PATH", "")
-    return out
+    """The tests' Ansible environment (tests/harness/playbook.py: the checkout's collection, this Python, the
+    default callback's output whatever the user's environment sets) with the embedded OpenBao's address and
+    token."""
+    return dict(playbook_env(), VAULT_ADDR=env["VAULT_ADDR"], VAULT_TOKEN=env["VAULT_TOKEN"])
 
 
 def step(title):

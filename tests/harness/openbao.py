@@ -20,9 +20,9 @@ import urllib.request
 import uuid
 
 from harness import certs
+from harness.audit import AuditLog
 
 _SERVER_TOKEN = object()  # api(): "use the server's root token"
-WRITE_OPERATIONS = ("create", "update", "delete")
 
 
 def bao_binary():
@@ -67,37 +67,6 @@ def is_listening(port, host="127.0.0.1"):
     except OSError:
         return False
     return True
-
-
-class AuditLog(object):
-    """Reads the file audit device: one JSON object per request and per response."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def entries(self):
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
-
-    def mark(self):
-        """Position to count from: ``requests(since=mark)``."""
-        return len(self.entries())
-
-    def requests(self, since=0):
-        """[(operation, path)] of the requests logged after ``since`` entries."""
-        return [(e["request"].get("operation"), e["request"].get("path"))
-                for e in self.entries()[since:] if e.get("type") == "request"]
-
-    def writes(self, since=0, include_logins=False):
-        """Write requests (create/update/delete). Logins are updates too; left out unless asked."""
-        return [(op, path) for op, path in self.requests(since)
-                if op in WRITE_OPERATIONS and (include_logins or not _is_login(path))]
-
-
-def _is_login(path):
-    return path.startswith("auth/") and "/login" in path
 
 
 class OpenBaoServer(object):

@@ -4,9 +4,9 @@ import os
 import uuid
 
 import pytest
-from conftest import module_play
 
 from harness import certs
+from harness.playbook import module_play
 
 ADMIN_POLICY = 'path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete"] }'
 

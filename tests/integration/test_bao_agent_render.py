@@ -25,6 +25,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector im
 )
 from harness import agent
 from harness.fake_k8s import FakeKubeApi
+from harness.fixtures import controlplane
 from harness.openbao import OpenBaoServer
 
 GOLDEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "unit", "plugins",
@@ -80,11 +81,6 @@ def kubernetes_auth(bao, fake, mount="kubernetes", role="istiod", policy="istioc
 # the round trip
 # ---------------------------------------------------------------------------------------------------------
 
-CONTROLPLANE = {
-    "apiVersion": "install.tetrate.io/v1alpha1", "kind": "ControlPlane",
-    "metadata": {"name": "controlplane", "namespace": "tsb"},
-    "spec": {"hub": "docker.io/tetrate", "components": {"istio": {"kubeSpec": {"deployment": {"replicaCount": 1}}}}},
-}
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tsb"}}
 
 
@@ -113,7 +109,7 @@ def test_agent_renders_a_bundle_istiod_and_openssl_accept(guide_bao, playbook, t
         # 1. the module writes the annotations into manifests (GitOps mode); read them back from the files
         manifests = [tmp_path / "controlplane.yaml", tmp_path / "controlplane-openbao.yaml"]
         for path in manifests:
-            path.write_text(yaml.safe_dump_all([NAMESPACE, CONTROLPLANE], sort_keys=False))
+            path.write_text(yaml.safe_dump_all([NAMESPACE, controlplane()], sort_keys=False))
         run = playbook(annotate_play([str(path) for path in manifests]))
         assert run.rc == 0, run
         assert [run.task(name)["status"] for name in ("vault injector", "openbao injector")] == ["changed"] * 2

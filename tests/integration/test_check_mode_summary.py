@@ -9,9 +9,10 @@ import re
 import pytest
 
 # cluster is a fixture, used by name
-from test_tokens import cluster, role_play, role_vars  # noqa: F401 pylint: disable=unused-import
+from test_tokens import cluster, role_vars  # noqa: F401 pylint: disable=unused-import
 
 from harness.openbao import OpenBaoServer
+from harness.playbook import role_play
 
 
 @pytest.fixture

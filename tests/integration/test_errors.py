@@ -9,13 +9,13 @@ import sys
 import uuid
 
 import pytest
-from conftest import module_play
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
 from harness import certs
 from harness.openbao import OpenBaoServer, free_port
+from harness.playbook import module_play
 
 POLICY = 'path "pki/cert/ca" { capabilities = ["read"] }'
 

@@ -15,9 +15,10 @@ import uuid
 
 import pytest
 import yaml
-from conftest import REPO, assert_four_step, module_play
+from conftest import assert_four_step
 
 from harness.fake_k8s import FakeKubeApi
+from harness.playbook import REPO, module_play
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402

@@ -10,12 +10,13 @@ import sys
 import uuid
 
 import pytest
-from conftest import REPO
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from test_bao_agent_render import guide_pki, istiod_policy
+
+from harness.playbook import REPO
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
+
+from harness.playbook import REPO
 
 MODULES = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "modules")) if f.endswith(".py"))
 FILTERS = ["istio_ca_policy_rules"]

@@ -21,10 +21,10 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO
 
 from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer
+from harness.playbook import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402  (tools/embedded.py: the sample ControlPlane)

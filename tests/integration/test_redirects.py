@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 import yaml
-from conftest import module_play
 
 from harness.fake_k8s import FakeKubeApi
+from harness.fixtures import controlplane
+from harness.playbook import module_play
 from harness.redirects import SameOriginMover, cases_play, cross_origin_cases
 
 POLICY = 'path "pki/cert/ca" { capabilities = ["read"] }'
@@ -82,9 +83,8 @@ def fake_cp(tmp_path):
         core = client.CoreV1Api(config.new_client_from_config(config_file=api.kubeconfig))
         core.create_namespace({"metadata": {"name": "tsb"}})
         custom = client.CustomObjectsApi(config.new_client_from_config(config_file=api.kubeconfig))
-        custom.create_namespaced_custom_object("install.tetrate.io", "v1alpha1", "tsb", "controlplanes", {
-            "apiVersion": "install.tetrate.io/v1alpha1", "kind": "ControlPlane",
-            "metadata": {"name": "controlplane", "namespace": "tsb"}, "spec": {"hub": "docker.io/tetrate"}})
+        custom.create_namespaced_custom_object("install.tetrate.io", "v1alpha1", "tsb", "controlplanes",
+                                               controlplane())
         yield api
 
 

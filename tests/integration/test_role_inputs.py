@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 import yaml
-from conftest import REPO
 
 from harness.certs import make_ca
 from harness.fake_k8s import FakeKubeApi
+from harness.playbook import REPO
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402

@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 import yaml
-from conftest import REPO, module_play
 
 from harness.fake_k8s import FakeKubeApi
+from harness.playbook import REPO, module_play, role_play
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402
@@ -50,16 +50,6 @@ def role_vars(bao, kubeconfig, tmp_path, vault=None, **more):
     return values
 
 
-def role_play(values, tasks_from=None):
-    play = {"name": "istio_vault_ca", "hosts": "localhost", "gather_facts": False, "connection": "local",
-            "vars": values, "roles": [{"role": "meshpki.vault_ca.istio_vault_ca"}]}
-    if tasks_from:  # an entry point, as playbooks/diagnose.yml runs it
-        del play["roles"]
-        play["tasks"] = [{"name": "entry point", "ansible.builtin.import_role": {
-            "name": "meshpki.vault_ca.istio_vault_ca", "tasks_from": tasks_from}}]
-    return [play]
-
-
 def approle(bao, policy="meshpki-tokens-admin"):
     """An AppRole login for the role, with a policy that may do everything the role does."""
     bao.api("PUT", "sys/policies/acl/" + policy, {"policy": ADMIN_POLICY})
@@ -83,8 +73,7 @@ def accessors(bao):
 
 def created_tokens(bao, since):
     """Paths of the requests after ``since`` whose response created a token (logins, auth/token/create)."""
-    return [entry["request"]["path"] for entry in bao.audit.entries()[since:]
-            if entry.get("type") == "response" and ((entry.get("response") or {}).get("auth") or {}).get("accessor")]
+    return [path for path, _accessor in bao.audit.created_tokens(since)]
 
 
 def user_token(bao, policy="meshpki-tokens-user"):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO, assert_four_step
+from conftest import assert_four_step
 from kubernetes import client, config
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplane import (
@@ -21,6 +21,8 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplan
     reconcile_live,
 )
 from harness.fake_k8s import FakeKubeApi
+from harness.fixtures import controlplane_text
+from harness.playbook import REPO
 
 CP = ("install.tetrate.io", "v1alpha1", "controlplanes")
 IOP = ("install.istio.io", "v1alpha1", "istiooperators")
@@ -298,6 +300,8 @@ def test_istio_operator_with_group_defaults_and_environment(fake, playbook):
 # file mode
 # ---------------------------------------------------------------------------------------------------------
 
+# A GitOps manifest: a Namespace, the golden ControlPlane (tests/harness/fixtures/controlplane.yaml, lines 7-19)
+# continued with more of the user's own fields, and a second ControlPlane.
 CONTROLPLANE_FILE = """\
 # GitOps repository - cluster eu-1
 apiVersion: v1
@@ -305,19 +309,7 @@ kind: Namespace
 metadata:
   name: tsb   # TSB lives here
 ---
-# the control plane
-apiVersion: install.tetrate.io/v1alpha1
-kind: ControlPlane
-metadata:
-  name: controlplane
-  namespace: tsb
-spec:
-  hub: docker.io/tetrate   # registry mirror
-  components:
-    istio:
-      kubeSpec:
-        deployment:
-          replicaCount: 2
+""" + controlplane_text() + """\
           env:
             - name: PILOT_TRACE_SAMPLING
               value: "1"

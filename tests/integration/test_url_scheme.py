@@ -5,7 +5,8 @@ beside its plain one; the modules run through ansible-playbook (a token module a
 import uuid
 
 import pytest
-from conftest import module_play
+
+from harness.playbook import module_play
 
 POLICY = 'path "pki/cert/ca" { capabilities = ["read"] }'
 CA_WORDS = ("ca_cert", "VAULT_CACERT", "CA file", "trust store", "validate_certs")

@@ -1,7 +1,7 @@
 """vault_audit against OpenBao: a device declared in the server config is recognised (no change),
 other options are refused, and enabling through the API gets the declarative-config explanation."""
 
-from conftest import module_play
+from harness.playbook import module_play
 
 
 def _run(bao, playbook, args, check=False):

@@ -11,10 +11,11 @@ import uuid
 
 import pytest
 import yaml
-from conftest import assert_four_step, module_play
+from conftest import assert_four_step
 
 from harness import certs
 from harness.fake_k8s import FakeKubeApi
+from harness.playbook import module_play
 
 ISTIO_NS = "istio-system"
 ISTIOD_SA = "istiod-service-account"
@@ -358,7 +359,7 @@ def test_ansible_doc_renders(module):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from harness.playbook import REPO
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"))
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json",
                           "meshpki.vault_ca." + module], env=env, capture_output=True, text=True, check=False)

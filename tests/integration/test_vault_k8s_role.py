@@ -7,9 +7,10 @@ import urllib.request
 import uuid
 
 import pytest
-from conftest import assert_four_step, module_play
+from conftest import assert_four_step
 
 from harness.fake_k8s import FakeKubeApi
+from harness.playbook import module_play
 
 ISTIO_NS = "istio-system"
 ISTIOD_SA = "istiod-service-account"

@@ -9,7 +9,7 @@ import threading
 import uuid
 
 import pytest
-from conftest import REPO, assert_four_step, module_play
+from conftest import assert_four_step
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -22,6 +22,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate 
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
+from harness.playbook import REPO, module_play
 
 INT_CN = "tetrate.io Intermediate Authority"
 

@@ -6,10 +6,11 @@ import subprocess
 import sys
 import uuid
 
-from conftest import REPO, assert_four_step, module_play
+from conftest import assert_four_step
 from cryptography import x509
 
 from harness import certs
+from harness.playbook import REPO, module_play
 
 
 def _mount():

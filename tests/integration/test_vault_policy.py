@@ -4,7 +4,9 @@ import json
 import uuid
 
 import pytest
-from conftest import assert_four_step, module_play
+from conftest import assert_four_step
+
+from harness.playbook import module_play
 
 GUIDE_RULES = [
     {"path": "secret/data/istioca", "capabilities": ["read", "list"]},
@@ -120,7 +122,7 @@ def test_ansible_doc_renders(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from harness.playbook import REPO
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"))
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json",
                           "meshpki.vault_ca.vault_policy"], env=env, capture_output=True, text=True, check=False)

@@ -18,9 +18,10 @@ import shutil
 import time
 
 import pytest
-from relharness import Ansible, Cluster, FaultProxy, raw_audit_server
+from relharness import Cluster, FaultProxy, raw_audit_server
 
 from harness.openbao import OpenBaoServer
+from harness.playbook import Playbooks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -254,7 +255,7 @@ def cluster(tmp_path):
 
 @pytest.fixture
 def ansible(tmp_path):
-    return Ansible(tmp_path / "runs")
+    return Playbooks(tmp_path / "runs", isolated=True)
 
 
 @pytest.fixture

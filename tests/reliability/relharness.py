@@ -1,8 +1,9 @@
 """Building blocks of the reliability suite: the environment the role runs in (OpenBao + a fake
-Kubernetes API with a seeded ControlPlane), real ``ansible-playbook`` runs (foreground or background,
-killable), a fault-injecting HTTP proxy in front of Vault, the inspectors that read what Vault and the
-cluster hold (independently of the code under test: plain urllib and the fake's own state), and the
-secret scanner of the leak test.
+Kubernetes API with a seeded ControlPlane), a fault-injecting HTTP proxy in front of Vault, the inspectors
+that read what Vault and the cluster hold (independently of the code under test: plain urllib and the fake's
+own state), and the secret scanner of the leak test. Real ``ansible-playbook`` runs (foreground or
+background, killable) come from tests/harness/playbook.py (``Playbooks(workdir, isolated=True)``), the audit
+log reader from tests/harness/audit.py.
 
 Nothing here imports the collection's module_utils: the suite judges the collection from outside.
 """
@@ -17,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 import urllib.error
@@ -26,7 +26,6 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -35,8 +34,6 @@ from harness.openbao import OpenBaoServer, _clean_env, bao_binary, free_port, is
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-BIN = os.path.dirname(sys.executable)
-CALLBACKS = os.path.join(REPO, "tests", "integration", "plugins", "callback")
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402  (tools/embedded.py: the sample ControlPlane every environment starts with)
 
@@ -136,159 +133,6 @@ def contains_all(before, after, path="spec"):
     elif before != after:
         problems.append("%s changed from %r to %r" % (path, before, after))
     return problems
-
-
-# ----------------------------------------------------------------------------------------- ansible-playbook
-class Run(object):
-    """A finished (or killed) ansible-playbook run."""
-
-    def __init__(self, rc, stdout, stderr, results, workdir, killed=False, duration=0.0):
-        self.rc = rc
-        self.stdout = stdout
-        self.stderr = stderr
-        self.results = results
-        self.workdir = workdir
-        self.killed = killed
-        self.duration = duration
-
-    @property
-    def output(self):
-        return self.stdout + self.stderr
-
-    def failed(self):
-        return [r for r in self.results if r["status"] == "failed" and not r["result"].get("skipped")]
-
-    def failed_msgs(self):
-        return [r["result"].get("msg") for r in self.failed()]
-
-    def changed(self):
-        return [r for r in self.results if r["status"] == "changed"]
-
-    def task(self, name):
-        found = [r for r in self.results if r["task"] == name]
-        assert found, "task %r not in results; output:\n%s" % (name, self.output[-4000:])
-        return found[-1]
-
-    def recap(self):
-        """{'ok': n, 'changed': n, 'failed': n, ...} of the localhost PLAY RECAP line."""
-        match = re.search(r"^\S+\s*:\s*(ok=.*)$", self.stdout, re.M)
-        return dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))) if match else {}
-
-    def __repr__(self):
-        return "Run(rc=%s, killed=%s, failed=%r)\n%s" % (
-            self.rc, self.killed, self.failed_msgs(), self.output[-5000:])
-
-
-class Ansible(object):
-    """Runs real ansible-playbook processes in a directory of their own (their temp dirs inside it)."""
-
-    def __init__(self, workdir):
-        self.workdir = str(workdir)
-        self.count = 0
-
-    def _prepare(self, plays, env, check, diff, verbosity, extra_args, inventory):
-        self.count += 1
-        rundir = os.path.join(self.workdir, "run%02d" % self.count)
-        os.makedirs(rundir, exist_ok=True)
-        path = os.path.join(rundir, "play.yml")
-        text = plays if isinstance(plays, str) else yaml.safe_dump(plays, sort_keys=False)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-        results = os.path.join(rundir, "results.jsonl")
-        full_env = self.env(rundir, results)
-        full_env.update(env or {})
-        args = [os.path.join(BIN, "ansible-playbook"), path]
-        if inventory:
-            args += ["-i", inventory]
-        if check:
-            args.append("--check")
-        if diff:
-            args.append("--diff")
-        if verbosity:
-            args.append("-" + "v" * verbosity)
-        args += list(extra_args)
-        return rundir, args, full_env, results
-
-    @staticmethod
-    def env(rundir, results):
-        env = dict(os.environ)
-        env.update(
-            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, ".collections"),
-            ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
-            ANSIBLE_CALLBACKS_ENABLED="meshpki_results",
-            MESHPKI_RESULTS_FILE=results,
-            ANSIBLE_LOCALHOST_WARNING="false",
-            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_FORCE_COLOR="0",
-            ANSIBLE_RETRY_FILES_ENABLED="false",
-            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-            ANSIBLE_LOCAL_TEMP=os.path.join(rundir, "ansible-local"),
-            ANSIBLE_REMOTE_TEMP=os.path.join(rundir, "ansible-remote"),
-            ANSIBLE_HOME=os.path.join(rundir, "ansible-home"),
-            TMPDIR=os.path.join(rundir, "tmp"),
-            PATH=BIN + os.pathsep + os.environ.get("PATH", ""),
-        )
-        os.makedirs(env["TMPDIR"], exist_ok=True)
-        return env
-
-    def run(self, plays, env=None, check=False, diff=False, verbosity=0, extra_args=(), inventory=None,
-            timeout=600):
-        return self.start(plays, env, check, diff, verbosity, extra_args, inventory).wait(timeout)
-
-    def start(self, plays, env=None, check=False, diff=False, verbosity=0, extra_args=(), inventory=None):
-        rundir, args, full_env, results = self._prepare(plays, env, check, diff, verbosity, extra_args, inventory)
-        return Background(args, full_env, rundir, results)
-
-
-class Background(object):
-    """An ansible-playbook process in its own process group (so that SIGKILL takes its workers too)."""
-
-    def __init__(self, args, env, rundir, results):
-        self.rundir = rundir
-        self.results_path = results
-        self.stdout_path = os.path.join(rundir, "stdout")
-        self.stderr_path = os.path.join(rundir, "stderr")
-        self.killed = False
-        self.started = time.time()
-        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(args, env=env, stdout=out, stderr=err, cwd=rundir, start_new_session=True)
-
-    def kill(self):
-        """SIGKILL the controller and every process it started (forks, module processes)."""
-        self.killed = True
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-    def wait(self, timeout=600):
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            rc = self.proc.wait(30)
-            raise AssertionError("ansible-playbook did not finish within %ss: %s" % (timeout, self.rundir))
-        duration = time.time() - self.started
-        with open(self.stdout_path) as f:
-            stdout = f.read()
-        with open(self.stderr_path) as f:
-            stderr = f.read()
-        results = []
-        if os.path.exists(self.results_path):
-            with open(self.results_path) as f:
-                for line in f:
-                    if line.strip():
-                        try:
-                            results.append(json.loads(line))
-                        except ValueError:  # a line cut short by SIGKILL
-                            pass
-        return Run(rc, stdout, stderr, results, self.rundir, killed=self.killed, duration=duration)
-
-
-def role_play(role_vars, hosts="localhost", name="istio_vault_ca"):
-    return [{"name": name, "hosts": hosts, "gather_facts": False, "connection": "local", "vars": role_vars,
-             "roles": [{"role": "meshpki.vault_ca.istio_vault_ca"}]}]
 
 
 # ----------------------------------------------------------------------------------------- the fault proxy

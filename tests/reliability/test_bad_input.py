@@ -18,16 +18,17 @@ import time
 import uuid
 
 import pytest
-from relharness import Cluster, new_token, role_play
+from relharness import Cluster, new_token
 
 from harness import certs
+from harness.audit import WRITE_OPERATIONS, is_login
 from harness.openbao import OpenBaoServer, free_port
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_fast
 
 OK_NOT_CHANGED = None  # expected outcome of the cases that must succeed without a change
 GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
-WRITE_OPS = ("create", "update", "delete")
 
 
 class Case(object):
@@ -125,7 +126,7 @@ def _audit_by_case(server, since):
     """{display name: [(kind, op, path, error)]} of the requests and responses after ``since``, without the
     verification's short-lived read token (request and response)."""
     found = {}
-    entries = server.audit.entries()[since:]
+    entries = server.audit.entries(since)
     verify_ids = set(e["request"].get("id") for e in entries if e.get("type") == "response"
                      and ((e.get("response") or {}).get("auth") or {}).get("display_name") == VERIFY_TOKEN)
     for entry in entries:
@@ -137,10 +138,6 @@ def _audit_by_case(server, since):
         found.setdefault(name, []).append((entry.get("type"), request.get("operation"), request.get("path"),
                                            entry.get("error")))
     return found
-
-
-def _is_login(path):
-    return (path or "").startswith("auth/") and "/login" in path
 
 
 def run_group(name, cases, connections, group, ansible, report):
@@ -163,7 +160,7 @@ def run_group(name, cases, connections, group, ansible, report):
         for display, entries in by_case.items():
             cid = display[len("token-case-"):] if display.startswith("token-case-") else None
             for kind, op, path, error in entries:
-                if op not in WRITE_OPS or _is_login(path):
+                if op not in WRITE_OPERATIONS or is_login(path):
                     continue
                 if kind == "response" and not error:
                     vault_writes.append((display, op, path))

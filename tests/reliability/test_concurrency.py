@@ -8,7 +8,9 @@ message that names the conflict; and a further run changes nothing."""
 import re
 
 import pytest
-from relharness import VaultState, contains_all, role_play
+from relharness import VaultState, contains_all
+
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_slow
 

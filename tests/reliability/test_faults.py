@@ -34,7 +34,6 @@ from relharness import (
     VaultState,
     all_but,
     contains_all,
-    role_play,
     token_with_rules,
 )
 
@@ -42,6 +41,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import Mes
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import read_secret, write_secret
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_slow
 

@@ -25,12 +25,13 @@ root, the key stored once and installed, the intermediate signed by the root) an
 import time
 
 import pytest
-from relharness import ClusterView, FaultProxy, RaftCluster, VaultState, role_play, wait_for
+from relharness import ClusterView, FaultProxy, RaftCluster, VaultState, wait_for
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.client import VaultClient
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import VaultConnection
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import KvSecret, write_secret
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_slow
 

@@ -25,7 +25,9 @@ import uuid
 
 import pytest
 import yaml
-from relharness import BIN, Ansible, FaultProxy, SecretScanner, TempSnapshots, VaultState, new_token, role_play
+from relharness import FaultProxy, SecretScanner, TempSnapshots, VaultState, new_token
+
+from harness.playbook import BIN, Playbooks, ansible_env, role_play
 
 pytestmark = pytest.mark.reliability_fast
 
@@ -104,7 +106,7 @@ def test_role_leaks_no_secret(raw_bao, cluster, tmp_path, report):
     bao = raw_bao
     role_id, secret_id = _approle(bao)
     proxy = FaultProxy([bao.url]).start()
-    ansible = Ansible(tmp_path / "runs")
+    ansible = Playbooks(tmp_path / "runs", isolated=True)
     secrets_file = tmp_path / "secrets.yml"
     given_jwt = cluster.api.mint_sa_token("vault", "given-reviewer", ttl=3600)
     given_token = new_token(bao, [], display_name="leak-input-token")
@@ -116,7 +118,7 @@ def test_role_leaks_no_secret(raw_bao, cluster, tmp_path, report):
     def run(name, role_vars, **kwargs):
         """A role run whose temp dirs are copied at every request it makes."""
         rundir = os.path.join(ansible.workdir, "run%02d" % (ansible.count + 1))
-        env = Ansible.env(rundir, os.path.join(rundir, "results.jsonl"))
+        env = ansible_env(rundir, os.path.join(rundir, "results.jsonl"), isolated=True)
         snapshots = TempSnapshots([env["ANSIBLE_LOCAL_TEMP"], env["ANSIBLE_REMOTE_TEMP"], env["TMPDIR"],
                                    env["ANSIBLE_HOME"]], tmp_path / ("snapshots-%s" % name))
         proxy.observers[:] = [snapshots.take]
@@ -210,7 +212,7 @@ def _runner(tmp_path, proxy, secrets_file, base, cluster):
     rotate_vars = dict(base, istio_vault_ca_k8s_token_reviewer={}, istio_vault_ca_rotate=True)
     (project / "play.yml").write_text(yaml.safe_dump(role_play(rotate_vars)))
     rundir = str(private)
-    env = Ansible.env(rundir, str(private / "results.jsonl"))
+    env = ansible_env(rundir, str(private / "results.jsonl"), isolated=True)
     snapshots = TempSnapshots([env["ANSIBLE_LOCAL_TEMP"], env["ANSIBLE_REMOTE_TEMP"], env["TMPDIR"],
                                env["ANSIBLE_HOME"]], tmp_path / "snapshots-runner")
     proxy.observers[:] = [snapshots.take]

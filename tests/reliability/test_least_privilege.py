@@ -14,9 +14,9 @@ import urllib.error
 import urllib.request
 
 import pytest
-from relharness import role_play
 
 from harness.openbao import OpenBaoServer
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_fast
 

@@ -9,24 +9,12 @@ import os
 import pytest
 import yaml
 
+from harness.fixtures import controlplane_text
+
 pytestmark = pytest.mark.reliability_fast
 
 MODULE = "meshpki.vault_ca.tsb_controlplane_annotations"
-CONTROLPLANE = """\
-# the control plane (GitOps)
-apiVersion: install.tetrate.io/v1alpha1
-kind: ControlPlane
-metadata:
-  name: controlplane
-  namespace: tsb
-spec:
-  hub: docker.io/tetrate   # registry mirror
-  components:
-    istio:
-      kubeSpec:
-        deployment:
-          replicaCount: 2
-"""
+CONTROLPLANE = controlplane_text()  # tests/harness/fixtures/controlplane.yaml
 
 
 def alias_bomb(levels=7, width=9):

@@ -17,9 +17,9 @@ import uuid
 
 import pytest
 import yaml
-from relharness import role_play
 
 from harness.openbao import OpenBaoServer
+from harness.playbook import role_play
 
 pytestmark = pytest.mark.reliability_fast
 
@@ -56,16 +56,6 @@ def _approle(bao):
     return {"url": bao.url, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id}
 
 
-def _created(bao, since):
-    """(path, accessor) of every token created after audit position ``since``."""
-    found = []
-    for entry in bao.audit.entries()[since:]:
-        auth = (entry.get("response") or {}).get("auth") or {}
-        if entry.get("type") == "response" and auth.get("accessor"):
-            found.append((entry["request"]["path"], auth["accessor"]))
-    return found
-
-
 def _alive(bao, accessor):
     try:
         bao.api("POST", "auth/token/lookup-accessor", {"accessor": accessor})
@@ -93,14 +83,14 @@ def test_tokens_created_are_revoked_and_a_no_change_run_writes_nothing(tmp_path,
     broken = _inventory(tmp_path, dict(manifests, west=str(tmp_path / "unusable.yaml")))
     first = ansible.run(plays, inventory=broken)
     second = ansible.run(plays, inventory=_inventory(tmp_path, manifests))
-    created = _created(bao, start)
+    created = bao.audit.created_tokens(start)
 
     user_token = bao.api("POST", "auth/token/create", {"policies": ["ansible"], "ttl": "1h"})["auth"]["client_token"]
     mark = bao.audit.mark()
     third = ansible.run(role_play(dict(shared, istio_vault_ca_vault={"url": bao.url, "token": user_token}),
                                   hosts="istio_clusters"), inventory=_inventory(tmp_path, manifests))
     writes = bao.audit.writes(since=mark, include_logins=True)
-    created += _created(bao, mark)
+    created += bao.audit.created_tokens(mark)
     revoked = [accessor for _path, accessor in created if not _alive(bao, accessor)]
     report.metric("tokens", created=len(created), revoked=len(revoked), writes=len(writes))
     for path, accessor in created:

@@ -24,26 +24,13 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.controlplan
     desired_state,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import Manifest, write_file
+from harness.fixtures import controlplane_text
 
 CP = TARGETS["tsb_controlplane"]
 LIMIT = 4 * 1024 * 1024
 ALIAS_LIMIT = 100000
 
-CONTROLPLANE = """\
-# the control plane
-apiVersion: install.tetrate.io/v1alpha1
-kind: ControlPlane
-metadata:
-  name: controlplane
-  namespace: tsb
-spec:
-  hub: docker.io/tetrate   # registry mirror
-  components:
-    istio:
-      kubeSpec:
-        deployment:
-          replicaCount: 2
-"""
+CONTROLPLANE = controlplane_text()  # tests/harness/fixtures/controlplane.yaml
 
 
 def guide():

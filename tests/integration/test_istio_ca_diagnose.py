@@ -8,21 +8,19 @@ the diagnosis must name it in words, and the setup is restored.
 import json
 import os
 import re
-import subprocess
 import sys
 import urllib.error
 
 import pytest
 import yaml
-from conftest import REPO, module_play
 
-from harness.openbao import AuditLog, OpenBaoServer, vault_request
+from harness.audit import AuditLog
+from harness.openbao import OpenBaoServer, vault_request
+from harness.playbook import REPO, Playbooks, module_play
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
-import demo  # noqa: E402
 import embedded  # noqa: E402
 
-BIN = os.path.dirname(sys.executable)
 CHECKS = ["vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_ca", "intermediate_key", "policy",
           "kubernetes_auth", "role", "istiod_login", "bundle", "target"]
 
@@ -40,6 +38,7 @@ class Estate(object):
         self.role_vars = {"istio_vault_ca_manifest_path": self.manifest,
                           "istio_vault_ca_kubeconfig": self.cluster["kubeconfig"],
                           "istio_vault_ca_k8s_token_reviewer": {"create": True}}
+        self.playbooks = Playbooks(os.path.join(workdir, "runs"))
         self.vars_file = os.path.join(workdir, "vars.json")
         with open(self.vars_file, "w") as f:
             json.dump(self.role_vars, f)
@@ -48,13 +47,10 @@ class Estate(object):
     def vault_env(self):
         return {"VAULT_ADDR": self.env["VAULT_ADDR"], "VAULT_TOKEN": self.env["VAULT_TOKEN"]}
 
-    def ansible_env(self):
-        return dict(demo.ansible_env(self.env), ANSIBLE_LOCAL_TEMP=os.path.join(self.workdir, "tmp"))
-
     def playbook(self, name, *extra):
-        return subprocess.run([os.path.join(BIN, "ansible-playbook"), os.path.join(REPO, "playbooks", name),
-                               "-e", "@" + self.vars_file] + list(extra), env=self.ansible_env(),
-                              capture_output=True, text=True, timeout=600, check=False)
+        """Run playbooks/<name> with the estate's variables; returns a harness.playbook.PlaybookRun."""
+        return self.playbooks.run_file(os.path.join(REPO, "playbooks", name), env=self.vault_env,
+                                       extra_args=("-e", "@" + self.vars_file) + extra)
 
     def api(self, method, path, body=None):
         try:
@@ -74,7 +70,7 @@ def estate(tmp_path_factory):
     estate = Estate(str(tmp_path_factory.mktemp("diagnose")))
     try:
         first = estate.playbook("istio_vault_ca.yml")
-        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        assert first.rc == 0, first
         estate.mint()  # istiod's ServiceAccount exists, as in a cluster (the fake API creates it with a first token)
         yield estate
     finally:
@@ -374,7 +370,7 @@ def test_unreachable_sealed_and_bad_input(playbook, estate, tmp_path):
 
 def test_diagnose_playbook_reports_then_fails_in_words(estate):
     healthy = estate.playbook("diagnose.yml", "-e", "istio_vault_ca_diagnose_request_jwt=true")
-    assert healthy.returncode == 0, healthy.stdout[-4000:]
+    assert healthy.rc == 0, healthy.stdout[-4000:]
     assert "ok       istiod_login" in healthy.stdout and "ok       target" in healthy.stdout
     assert re.search(r"localhost\s+: ok=\d+\s+changed=0 ", healthy.stdout)
 
@@ -385,12 +381,12 @@ def test_diagnose_playbook_reports_then_fails_in_words(estate):
         report_only = estate.playbook("diagnose.yml", "-e", "istio_vault_ca_diagnose_fail=false")
     finally:
         estate.api("POST", "auth/kubernetes/role/istiod", {"token_policies": role["token_policies"]})
-    assert broken.returncode == 2, broken.stdout[-4000:]
+    assert broken.rc == 2, broken.stdout[-4000:]
     assert "problem  role" in broken.stdout  # the report is printed before the failure
     assert re.search(r"\d problem\(s\): role: auth/kubernetes/role/istiod gives the policies default, not istioca",
                      broken.stdout), broken.stdout[-4000:]
     assert "its token holds default, not istioca" in broken.stdout
-    assert report_only.returncode == 0 and "problem  role" in report_only.stdout
+    assert report_only.rc == 0 and "problem  role" in report_only.stdout
 
 
 def test_role_argument_spec_has_the_diagnose_entry_point():
