@@ -76,8 +76,8 @@ def _run(args, env=None, cwd=None, timeout=300):
 
 
 def _source_files(pattern):
-    """Files of the source tree matching a glob, relative to the repository root."""
-    return sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, pattern)))
+    """Files of the source tree matching a glob (``**`` for any depth), relative to the repository root."""
+    return sorted(os.path.relpath(p, REPO) for p in glob.glob(os.path.join(REPO, pattern), recursive=True))
 
 
 def _plugin_names(kind):
@@ -148,7 +148,7 @@ def test_tarball_holds_the_collection_and_nothing_from_development(tarball, cana
     modules = _source_files("plugins/modules/*.py")
     assert modules, "no modules in the source tree"
     required = set(modules)
-    required |= set(_source_files("plugins/module_utils/*.py") + _source_files("plugins/doc_fragments/*.py")
+    required |= set(_source_files("plugins/module_utils/**/*.py") + _source_files("plugins/doc_fragments/*.py")
                     + _source_files("plugins/filter/*.py") + _source_files("roles/*/meta/argument_specs.yml")
                     + _source_files("roles/*/tasks/*.yml") + _source_files("playbooks/*.yml")
                     + _source_files("changelogs/changelog.yaml") + _source_files("docs/docsite/*.yml")
@@ -314,7 +314,7 @@ def test_vault_credential_type_injects_what_the_modules_read(tmp_path):
     env = awx_inject(cred, {"url": "https://vault.example.com:8200", "auth_method": "token", "token": "s.x"},
                      str(tmp_path))
     read_by_modules = set()
-    for path in _source_files("plugins/module_utils/*.py"):
+    for path in _source_files("plugins/module_utils/**/*.py"):
         with open(os.path.join(REPO, path)) as f:
             read_by_modules |= set(re.findall(r'"(VAULT_[A-Z_]+)"', f.read()))
     assert set(env) <= read_by_modules, set(env) - read_by_modules
