@@ -397,3 +397,74 @@ def test_root_mount_missing_is_an_error_except_in_check_mode():
     ca = IntermediateCA(IntermediateRequest(params()), fake, True, now=NOW)
     ca.run()
     assert any("Check mode goes on" in warning for warning in ca.warnings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# resuming with the stored key: which CSR is signed
+# ---------------------------------------------------------------------------------------------------------
+
+def csr_for(key):
+    return (x509.CertificateSigningRequestBuilder().subject_name(x509.Name.from_rfc4514_string("CN=" + CN))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+
+
+def resume_vault(world, pending_key, stored_csr):
+    """KV holds ``pending_key`` (version 2) with ``stored_csr``, which no installed certificate uses: a resume."""
+    stored = world.stored(key=pending_key, version=2, key_id="k-pending", csr=stored_csr)
+    signed = make_cert("CN=" + CN, key=pending_key, issuer=world.root_cert, issuer_key=world.root_key)
+    fresh_csr = csr_for(pending_key)
+    fake = vault(world, stored)
+    fake.responses.update({
+        ("LIST", "istioca/keys"): {"data": {"keys": ["int-key", "k-pending"]}},
+        ("LIST", "istioca/issuers"): {"data": {"key_info": {"int-iss": {"key_id": "int-key"}}}},
+        ("POST", "istioca/intermediate/generate/existing"): {"data": {"csr": fresh_csr}},
+        ("POST", "pki/root/sign-intermediate"): {"data": {"certificate": cert_pem(signed),
+                                                          "issuing_ca": cert_pem(world.root_cert)}},
+        ("POST", "istioca/intermediate/set-signed"): {"data": {"imported_issuers": ["i-new"],
+                                                               "mapping": {"i-new": "k-pending"}}},
+        ("POST", "istioca/config/issuers"): {"data": {"default": "i-new"}},
+    })
+    return fake, signed, fresh_csr
+
+
+def test_resume_signs_the_stored_csr_when_it_belongs_to_the_stored_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["resumed"] is True and result["issuer_id"] == "i-new"
+    assert fake.paths("POST") == ["pki/root/sign-intermediate", "istioca/intermediate/set-signed",
+                                  "istioca/config/issuers"]
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["pki/root/sign-intermediate"]["csr"] == stored_csr
+    assert bodies["istioca/intermediate/set-signed"]["certificate"] == cert_pem(signed) + cert_pem(world.root_cert)
+
+
+def test_resume_makes_a_new_csr_when_the_stored_one_is_of_another_key():
+    # The KV secret's csr field belongs to another key (e.g. written by hand or by an older run): signing it
+    # would give a certificate whose key is not the stored key. A CSR is made from the stored key instead.
+    world = World()
+    pending_key = make_key(fresh=True)
+    stale_csr = csr_for(make_key("ec", 256))
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, stale_csr)
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["issuer_id"] == "i-new"
+    assert fake.paths("POST") == ["istioca/intermediate/generate/existing", "pki/root/sign-intermediate",
+                                  "istioca/intermediate/set-signed", "istioca/config/issuers"]
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["istioca/intermediate/generate/existing"] == {"common_name": CN, "key_ref": "k-pending"}
+    assert bodies["pki/root/sign-intermediate"]["csr"] == fresh_csr
+
+
+def test_read_root_no_default_issuer_is_root_unavailable_other_errors_propagate():
+    fake = FakeClient({("GET", "sys/mounts"): mounts(pki={"type": "pki", "config": {}})})
+    fake.responses[("GET", "pki/issuer/default")] = MeshPkiError("cannot read the root CA pki/issuer/default: "
+                                                                 "no default issuer currently configured")
+    with pytest.raises(intermediate.RootUnavailable, match="The root mount 'pki' has no CA"):
+        backend(client=fake).read_root()
+    denied = MeshPkiError("cannot read the root CA pki/issuer/default: permission denied", status=403)
+    fake.responses[("GET", "pki/issuer/default")] = denied
+    with pytest.raises(MeshPkiError) as err:
+        backend(client=fake).read_root()
+    assert err.value is denied
