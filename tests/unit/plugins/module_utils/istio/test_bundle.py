@@ -869,3 +869,22 @@ def test_manual_check_refuses_an_issuer_key_go_does_not_use():
     root = make_cert("dsa root", dsa_key)
     cert = signed_by(new_key("ec"), root, dsa_key, hashes.SHA256())
     assert x509_mod._signature_error_manual(cert, root) == "unsupported issuer key type DSAPublicKey"
+
+
+def test_a_namesake_root_with_another_key_is_the_only_problem(ec_pki):
+    impostor = make_cert("meshpki test root", ec_pki.other_root_key)
+    path, problems = build_chain(ec_pki.intermediate, [], [impostor])
+    # the candidate had the right name: neither "no certificate has the subject" nor "self-signed" is added
+    assert path is None
+    assert problems == ["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): signature does "
+                        "not verify with the public key of 'CN=meshpki test root'"]
+
+
+def test_a_middle_ca_in_the_chain_that_is_not_a_ca(ec_pki):
+    mid_key = new_key("ec")
+    middle = make_cert("middle", mid_key, issuer=ec_pki.root, issuer_key=ec_pki.root_key, ca=False)
+    ca = make_cert("istio ca", ec_pki.int_key, issuer=middle, issuer_key=mid_key)
+    path, problems = build_chain(ca, [middle], [ec_pki.root])
+    assert path is None
+    assert problems == ["'CN=istio ca' -> 'CN=middle' (cert-chain.pem): 'CN=middle' is not a CA (basic constraints "
+                        "CA:FALSE or missing)"]
