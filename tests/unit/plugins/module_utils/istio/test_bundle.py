@@ -888,3 +888,60 @@ def test_a_middle_ca_in_the_chain_that_is_not_a_ca(ec_pki):
     assert path is None
     assert problems == ["'CN=istio ca' -> 'CN=middle' (cert-chain.pem): 'CN=middle' is not a CA (basic constraints "
                         "CA:FALSE or missing)"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checks that still run when another file is broken, and less common keys and usages
+# ---------------------------------------------------------------------------------------------------------
+
+def test_expired_root_is_reported_even_when_ca_cert_does_not_parse(ec_pki):
+    root = make_cert("old root", ec_pki.root_key, not_before=NOW - 400 * DAY, not_after=NOW - DAY)
+    files = ec_pki.bundle(roots=[root])
+    files["ca_cert"] = "this is not PEM\n"
+    report = run(files)
+    entry = check(report, "certificates_valid_now")
+    assert entry["passed"] is False and not entry.get("skipped")
+    assert "'CN=old root' expired on" in entry["detail"] and "(1 day(s) ago)" in entry["detail"]
+    assert report["days_left"] == -1  # the roots' lifetimes count when there is no path
+
+
+def test_valid_now_lists_each_certificate_once(ec_pki):
+    report = run(ec_pki.bundle(roots=[ec_pki.root, ec_pki.root]))
+    detail = check(report, "certificates_valid_now")["detail"]
+    assert detail == (f"at {NOW.strftime('%Y-%m-%dT%H:%M:%SZ')}: 'CN=meshpki test intermediate' until "
+                      f"{(NOW + 180 * DAY).strftime('%Y-%m-%dT%H:%M:%SZ')} (180 days left); 'CN=meshpki test root' "
+                      f"until {(NOW + 365 * DAY).strftime('%Y-%m-%dT%H:%M:%SZ')} (365 days left)")
+
+
+def test_ext_key_usage_any_is_fine_and_a_restricted_root_on_the_path_is_named(ec_pki):
+    anyeku = ec_pki.sign_intermediate(eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    assert run(ec_pki.bundle(intermediate=anyeku))["ok"] is True
+    root = make_cert("meshpki test root", ec_pki.root_key, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate, root], roots=[root]))
+    assert "ext_key_usage" in report["failed"]
+    assert check(report, "ext_key_usage")["detail"].startswith("'CN=meshpki test root' restrict(s) extendedKeyUsage")
+
+
+def test_ed25519_intermediate_signs_the_workload_certificate(ec_pki):
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    intermediate = ec_pki.sign_intermediate(key=ed_key)
+    report = run(ec_pki.bundle(intermediate=intermediate, key=ed_key, key_format="pkcs8"))
+    assert report["ok"] is True, report["failed"]
+    assert report["key"] == {"type": "ed25519", "bits": 256, "format": "pkcs8"}
+
+
+def test_root_file_holding_a_self_signed_ca_cert(ec_pki):
+    own = make_cert("istio self-signed", ec_pki.int_key)
+    report = run({"ca_cert": pem(own), "ca_key": key_pem(ec_pki.int_key, "sec1"), "cert_chain": pem(own),
+                  "root_cert": pem(own)})
+    detail = check(report, "root_cert_excludes_intermediate")["detail"]
+    assert "root_cert_excludes_intermediate" in report["failed"]
+    assert detail.endswith("(ca-cert.pem is self-signed: this collection keeps the root out of istiod and gives it an "
+                           "intermediate)")
+
+
+def test_root_file_holding_a_certificate_with_the_intermediate_key(ec_pki):
+    twin = make_cert("a root with the intermediate's key", ec_pki.int_key)
+    report = run(ec_pki.bundle(roots=[ec_pki.root, twin]))
+    assert "root_cert_excludes_intermediate" in report["failed"]
+    assert check(report, "root_cert_excludes_intermediate")["detail"].endswith("into root-cert.pem")
