@@ -945,3 +945,21 @@ def test_root_file_holding_a_certificate_with_the_intermediate_key(ec_pki):
     report = run(ec_pki.bundle(roots=[ec_pki.root, twin]))
     assert "root_cert_excludes_intermediate" in report["failed"]
     assert check(report, "root_cert_excludes_intermediate")["detail"].endswith("into root-cert.pem")
+
+
+def test_the_corrupted_block_is_named_by_its_position(ec_pki):
+    files = ec_pki.bundle()
+    files["cert_chain"] = pem(ec_pki.intermediate) + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    report = run(files)
+    assert check(report, "cert_chain_parses")["detail"].startswith("cert-chain.pem: CERTIFICATE block #2 does not "
+                                                                   "parse")
+
+
+def test_a_certificate_without_subject_is_labelled(ec_pki):
+    key = new_key("ec")
+    anonymous = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ec_pki.root.subject)
+                 .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - DAY)
+                 .not_valid_after(NOW + DAY).sign(ec_pki.root_key, hashes.SHA256()))
+    _path, problems = build_chain(anonymous, [], [ec_pki.other_root])
+    assert problems == ["no certificate in root-cert.pem or cert-chain.pem has the subject 'CN=meshpki test root' "
+                        "(issuer of '(empty subject)')"]
