@@ -468,3 +468,40 @@ def test_read_root_no_default_issuer_is_root_unavailable_other_errors_propagate(
     with pytest.raises(MeshPkiError) as err:
         backend(client=fake).read_root()
     assert err.value is denied
+
+
+def test_resume_imports_the_stored_key_back_when_vault_lost_it():
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    fake.responses[("LIST", "istioca/keys")] = {"data": {"keys": ["int-key"]}}  # k-pending was deleted
+    fake.responses[("POST", "istioca/keys/import")] = {"data": {"key_id": "k-back"}}
+    fake.responses[("POST", "istioca/intermediate/set-signed")] = {"data": {"imported_issuers": ["i-new"],
+                                                                            "mapping": {"i-new": "k-back"}}}
+    ca = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW)
+    result = ca.run()
+    assert result["action"] == "resume" and result["key_id"] == "k-back"
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["istioca/keys/import"] == {"pem_bundle": key_pem(pending_key)}
+    assert bodies["istioca/intermediate/generate/existing"] == {"common_name": CN, "key_ref": "k-back"}
+    assert bodies["pki/root/sign-intermediate"]["csr"] == fresh_csr
+    assert ca.warnings == ["The key stored at 'secret/istioca' version 2 (field 'ca-key.pem') was not in 'istioca' "
+                           "(key k-pending was deleted?); it was imported from KV as key k-back."]
+
+
+def test_resume_adopts_an_issuer_the_mount_already_has_for_the_stored_key():
+    # An earlier run stopped between set-signed and config/issuers: the issuer is there, only the default is not.
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, signed, _fresh_csr = resume_vault(world, pending_key, csr_for(pending_key))
+    fake.responses[("LIST", "istioca/issuers")] = {"data": {"key_info": {
+        "int-iss": {"key_id": "int-key"}, "i-done": {"key_id": "k-pending"}}}}
+    fake.responses[("GET", "istioca/issuer/i-done")] = issuer_body(signed, issuer_id="i-done", key_id="k-pending",
+                                                                   chain=[world.root_cert])
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["issuer_id"] == "i-done" and result["changed"] is True
+    assert fake.paths("POST") == ["istioca/config/issuers"]
+    assert dict((path, body) for method, path, body in fake.log if method == "POST") == {
+        "istioca/config/issuers": {"default": "i-done"}}
+    assert result["certificate"] == cert_pem(signed) and result["rotated"] is True
+    assert result["previous_serial"] == cert_info(world.cert)["serial"]
