@@ -505,3 +505,15 @@ def test_resume_adopts_an_issuer_the_mount_already_has_for_the_stored_key():
         "istioca/config/issuers": {"default": "i-done"}}
     assert result["certificate"] == cert_pem(signed) and result["rotated"] is True
     assert result["previous_serial"] == cert_info(world.cert)["serial"]
+
+
+def test_notes_with_cap_expect_the_root_mounts_max_lease_ttl():
+    world = World(root_days=3650, int_hours=240)
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 240 * HOUR}}
+    ca = backend(ttl="43800h", ttl_exceeds_root="cap")
+    assert ca.notes(world.current, world.root) == []  # the root mount signs for 240h: that is what it got
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 480 * HOUR}}
+    assert ca.notes(world.current, world.root)[0].startswith("ttl: the certificate lives 240h")
+    assert backend(ttl="240h", max_path_length=0).notes(world.current, world.root) == [
+        "max_path_length: the certificate has -1, 0 is asked for; applies when a new certificate is issued"]
+    assert backend(ttl="240h").notes(world.current, None) == []  # signing: external, no root to compare with
