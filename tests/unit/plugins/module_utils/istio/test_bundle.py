@@ -963,3 +963,17 @@ def test_a_certificate_without_subject_is_labelled(ec_pki):
     _path, problems = build_chain(anonymous, [], [ec_pki.other_root])
     assert problems == ["no certificate in root-cert.pem or cert-chain.pem has the subject 'CN=meshpki test root' "
                         "(issuer of '(empty subject)')"]
+
+
+def test_now_in_another_time_zone_is_the_same_moment(ec_pki):
+    elsewhere = NOW.astimezone(datetime.timezone(datetime.timedelta(hours=12)))  # 2031-06-02 00:00 +12:00
+    report = run(ec_pki.bundle(), now=elsewhere)
+    assert check(report, "certificates_valid_now")["detail"].startswith("at 2031-06-01T12:00:00Z: ")
+    assert cert_info(ec_pki.root, now=elsewhere)["days_left"] == 365
+
+
+def test_cert_info_of_a_key_type_it_does_not_know():
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    dsa_key = dsa.generate_private_key(key_size=2048)
+    info = cert_info(make_cert("dsa root", dsa_key), now=NOW)
+    assert (info["key_type"], info["key_bits"]) == ("unknown", 0)
