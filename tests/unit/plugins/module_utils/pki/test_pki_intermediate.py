@@ -517,3 +517,19 @@ def test_notes_with_cap_expect_the_root_mounts_max_lease_ttl():
     assert backend(ttl="240h", max_path_length=0).notes(world.current, world.root) == [
         "max_path_length: the certificate has -1, 0 is asked for; applies when a new certificate is issued"]
     assert backend(ttl="240h").notes(world.current, None) == []  # signing: external, no root to compare with
+
+
+def test_an_intermediate_whose_vault_chain_lacks_the_root_gets_the_root_imported():
+    world = World()
+    fake = vault(world, world.stored())
+    lonely = issuer_body(world.cert, issuer_id="int-iss", key_id="int-key")  # set-signed without issuing_ca
+    fixed = issuer_body(world.cert, issuer_id="int-iss", key_id="int-key", chain=[world.root_cert])
+    fake.responses[("GET", "istioca/issuer/int-iss")] = [lonely, fixed]
+    fake.responses[("POST", "istioca/issuers/import/cert")] = {"data": {"imported_issuers": ["root-copy"]}}
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "chain" and result["changed"] is True and result["rotated"] is False
+    assert result["reasons"] == ["'istioca/cert/ca_chain' holds no issuing CA for the intermediate (it was imported "
+                                 "without its chain): istiod's cert-chain.pem would end at the intermediate"]
+    assert fake.paths("POST") == ["istioca/issuers/import/cert"]
+    assert [body for method, path, body in fake.log if method == "POST"] == [{"pem_bundle": cert_pem(world.root_cert)}]
+    assert result["ca_chain"] == [cert_pem(world.cert), cert_pem(world.root_cert)]
