@@ -533,3 +533,26 @@ def test_an_intermediate_whose_vault_chain_lacks_the_root_gets_the_root_imported
     assert fake.paths("POST") == ["istioca/issuers/import/cert"]
     assert [body for method, path, body in fake.log if method == "POST"] == [{"pem_bundle": cert_pem(world.root_cert)}]
     assert result["ca_chain"] == [cert_pem(world.cert), cert_pem(world.root_cert)]
+
+
+def test_external_signing_awaits_with_the_stored_csr_and_writes_nothing():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    ca = IntermediateCA(IntermediateRequest(params(signing="external")), fake, False, now=NOW)
+    result = ca.run()
+    assert result["action"] == "await" and result["changed"] is False and result["pending"] is True
+    assert result["csr"] == stored_csr and result["kv"]["version"] == 2
+    assert fake.paths("POST") == [] and ("LIST", "istioca/keys") not in [(m, p) for m, p, _b in fake.log]
+    assert ca.warnings == ["The key at 'secret/istioca' version 2 (field 'ca-key.pem') awaits its signed certificate: "
+                           "sign the CSR (csr) with your CA and pass it as certificate (with ca_chain)."]
+
+
+def test_external_signing_awaits_with_a_new_csr_when_the_stored_one_is_of_another_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, False, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] == fresh_csr
+    assert fake.paths("POST") == ["istioca/intermediate/generate/existing"]
