@@ -977,3 +977,13 @@ def test_cert_info_of_a_key_type_it_does_not_know():
     dsa_key = dsa.generate_private_key(key_size=2048)
     info = cert_info(make_cert("dsa root", dsa_key), now=NOW)
     assert (info["key_type"], info["key_bits"]) == ("unknown", 0)
+
+
+def test_validity_of_a_certificate_from_cryptography_before_42(ec_pki):
+    class OldCert:  # cryptography < 42: naive not_valid_before/after only, no *_utc attributes
+        not_valid_before = (NOW - DAY).replace(tzinfo=None)
+        not_valid_after = (NOW + DAY).replace(tzinfo=None)
+
+    assert x509_mod.valid_from(OldCert()) == NOW - DAY
+    assert x509_mod.valid_until(OldCert()) == NOW + DAY
+    assert x509_mod.valid_from(ec_pki.root) == NOW - 30 * DAY and x509_mod.valid_until(ec_pki.root) == NOW + 365 * DAY
