@@ -987,3 +987,80 @@ def test_validity_of_a_certificate_from_cryptography_before_42(ec_pki):
     assert x509_mod.valid_from(OldCert()) == NOW - DAY
     assert x509_mod.valid_until(OldCert()) == NOW + DAY
     assert x509_mod.valid_from(ec_pki.root) == NOW - 30 * DAY and x509_mod.valid_until(ec_pki.root) == NOW + 365 * DAY
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every detail, as the module reports it
+# ---------------------------------------------------------------------------------------------------------
+
+def test_every_detail_of_a_good_bundle(ec_pki):
+    report = run(ec_pki.bundle(key_format="sec1"),
+                 file_names=["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"])
+    inter, root = "'CN=meshpki test intermediate'", "'CN=meshpki test root'"
+    assert [(entry["name"], entry["detail"]) for entry in report["checks"]] == [
+        ("files_not_empty", "all four files are present and non-empty"),
+        ("no_unrendered_values", "no file contains '<no value>'"),
+        ("no_tls_crt", "no tls.crt in the directory"),
+        ("ca_cert_parses", f"ca-cert.pem: 1 certificate(s), first {inter}"),
+        ("ca_key_parses", "ca-key.pem holds an unencrypted EC 256-bit key (sec1)"),
+        ("cert_chain_parses", f"cert-chain.pem: 2 certificate(s), first {inter}"),
+        ("root_cert_parses", f"root-cert.pem: 1 certificate(s), first {root}"),
+        ("key_matches_cert", f"ca-key.pem (EC 256) is the key of {inter}"),
+        ("ca_cert_is_ca", f"{inter} has basic constraints CA:TRUE"),
+        ("ca_cert_key_cert_sign", f"{inter} has keyUsage keyCertSign"),
+        ("cert_chain_starts_with_ca_cert",
+         f"cert-chain.pem starts with the ca-cert.pem certificate: {inter} -> {root}"),
+        ("chains_to_root", f"ca-cert.pem chains to root-cert.pem through cert-chain.pem: {inter} -> {root} (names and "
+                           "signatures verified)"),
+        ("roots_self_signed_ca", "all 1 certificate(s) of root-cert.pem are self-signed CAs"),
+        ("root_cert_excludes_intermediate", "root-cert.pem does not contain the intermediate"),
+        ("ext_key_usage", "no certificate on the path restricts extendedKeyUsage against serverAuth"),
+        ("certificates_valid_now", f"at 2031-06-01T12:00:00Z: {inter} until 2031-11-28T12:00:00Z (180 days left); "
+                                   f"{root} until 2032-05-31T12:00:00Z (365 days left)"),
+        ("intermediate_within_root_lifetime", f"the intermediate expires 2031-11-28T12:00:00Z, 185 days, 0:00:00 "
+                                              f"before the root {root} (2032-05-31T12:00:00Z)"),
+        ("workload_cert_verifies", "signed a throw-away workload certificate (spiffe://cluster.local/ns/default/sa/"
+                                   f"default, EC P-256, 1 h) with ca-key.pem and verified leaf -> {inter} -> {root} "
+                                   "by signatures"),
+    ]
+
+
+def test_every_check_of_an_empty_bundle_says_why_it_did_not_run():
+    report = verify_bundle(None, None, None, None, now=NOW)
+    checks = {entry["name"]: entry for entry in report["checks"]}
+    assert checks["files_not_empty"]["detail"].startswith(
+        "missing or empty: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem. Istio >= 1.27 refuses to start")
+    assert "; root-cert.pem: the root mount's cert/ca returned nothing" in checks["files_not_empty"]["detail"]
+    assert not checks["files_not_empty"].get("skipped")
+    assert (checks["no_unrendered_values"]["passed"], checks["no_tls_crt"]["passed"]) == (True, True)
+    assert checks["no_tls_crt"]["detail"] == "no directory listing given: not checked"
+    skipped = {name: entry["detail"] for name, entry in checks.items() if entry.get("skipped")}
+    assert all(checks[name]["passed"] is False for name in skipped)
+    assert skipped == {
+        "ca_cert_parses": "not run: ca-cert.pem is empty (see files_not_empty)",
+        "ca_key_parses": "not run: ca-key.pem is empty (see files_not_empty)",
+        "cert_chain_parses": "not run: cert-chain.pem is empty (see files_not_empty)",
+        "root_cert_parses": "not run: root-cert.pem is empty (see files_not_empty)",
+        "key_matches_cert": "not run: ca-cert.pem or ca-key.pem did not parse",
+        "ca_cert_is_ca": "not run: ca-cert.pem did not parse",
+        "ca_cert_key_cert_sign": "not run: ca-cert.pem did not parse",
+        "cert_chain_starts_with_ca_cert": "not run: ca-cert.pem or cert-chain.pem did not parse",
+        "chains_to_root": "not run: ca-cert.pem or root-cert.pem did not parse",
+        "roots_self_signed_ca": "not run: root-cert.pem did not parse",
+        "root_cert_excludes_intermediate": "not run: ca-cert.pem or root-cert.pem did not parse",
+        "ext_key_usage": "not run: ca-cert.pem did not parse",
+        "certificates_valid_now": "not run: neither ca-cert.pem nor root-cert.pem parsed",
+        "intermediate_within_root_lifetime": "not run: no chain from ca-cert.pem to root-cert.pem (see chains_to_root)",
+        "workload_cert_verifies": "not run: ca-cert.pem or ca-key.pem did not parse",
+    }
+
+
+def test_workload_check_waits_for_root_cert_to_parse(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = "not PEM\n"
+    report = run(files)
+    assert check(report, "workload_cert_verifies") == {
+        "name": "workload_cert_verifies", "passed": False, "detail": "not run: root-cert.pem did not parse",
+        "skipped": True}
+    assert check(report, "root_cert_parses")["detail"].startswith(
+        "root-cert.pem holds no PEM CERTIFICATE block (found: no PEM at all)")
