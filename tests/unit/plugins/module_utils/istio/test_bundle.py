@@ -1064,3 +1064,15 @@ def test_workload_check_waits_for_root_cert_to_parse(ec_pki):
         "skipped": True}
     assert check(report, "root_cert_parses")["detail"].startswith(
         "root-cert.pem holds no PEM CERTIFICATE block (found: no PEM at all)")
+
+
+def test_times_are_written_in_utc_whatever_the_local_time_zone(monkeypatch, ec_pki):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert x509_mod.iso_time(NOW) == "2031-06-01T12:00:00Z"
+        assert cert_info(ec_pki.root, now=NOW)["not_after"] == "2032-05-31T12:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
