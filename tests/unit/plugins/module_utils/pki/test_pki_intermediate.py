@@ -556,3 +556,16 @@ def test_external_signing_awaits_with_a_new_csr_when_the_stored_one_is_of_anothe
     result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, False, now=NOW).run()
     assert result["action"] == "await" and result["csr"] == fresh_csr
     assert fake.paths("POST") == ["istioca/intermediate/generate/existing"]
+
+
+def test_check_mode_await_never_returns_a_csr_of_another_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, True, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] == stored_csr and fake.paths("POST") == []
+    # the KV secret's csr belongs to another key: check mode cannot make a new one, so it returns none
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, True, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] is None and fake.paths("POST") == []
