@@ -1076,3 +1076,30 @@ def test_times_are_written_in_utc_whatever_the_local_time_zone(monkeypatch, ec_p
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_read_bundle_dir_reads_the_files_after_a_missing_one_and_survives_bad_bytes(tmp_path, ec_pki):
+    files = ec_pki.bundle()
+    files["ca_cert"] = None
+    write_dir(tmp_path, files)
+    (tmp_path / "root-cert.pem").write_bytes(files["root_cert"].encode() + b"\xff\n")
+    texts, names = read_bundle_dir(str(tmp_path))
+    assert texts["ca-cert.pem"] is None and texts["ca-key.pem"] == files["ca_key"]
+    assert texts["cert-chain.pem"] == files["cert_chain"]
+    assert texts["root-cert.pem"] == files["root_cert"] + "\ufffd\n"
+    assert names == ["ca-key.pem", "cert-chain.pem", "root-cert.pem"]
+
+
+def test_verify_bundle_dir_signs_the_workload_certificate_for_the_given_spiffe_id(tmp_path, ec_pki):
+    write_dir(tmp_path, ec_pki.bundle())
+    uri = "spiffe://mesh.example/ns/istio-system/sa/test"
+    report = verify_bundle_dir(str(tmp_path), now=NOW, spiffe_uri=uri)
+    assert f"workload certificate ({uri}, EC P-256, 1 h)" in check(report, "workload_cert_verifies")["detail"]
+
+
+def test_a_cert_file_of_other_blocks_lists_them(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = key_pem(ec_pki.int_key, "pkcs8") + key_pem(ec_pki.root_key, "sec1")
+    detail = check(run(files), "root_cert_parses")["detail"]
+    assert detail == ("root-cert.pem holds no PEM CERTIFICATE block (found: EC PRIVATE KEY, PRIVATE KEY); render the "
+                      "certificate PEM (.Data.certificate) into it")
