@@ -778,8 +778,8 @@ class IntermediateCA(object):
             after = self.predicted_view(action, current, stored, lifetime)
             final = Outcome.from_issuer(current, stored.secret.version, changed=changed) if current else \
                 Outcome(kv_version=stored.secret.version)
-            if action == "await":
-                final.csr = stored.csr or None
+            if action == "await":  # the stored CSR only if it is the stored key's (a real run would make one)
+                final.csr = stored.csr if csr_matches(stored.csr, stored.key) else None
         else:
             final = outcome
             after = dict(diff_view(final.cert) if final.cert is not None else {}, kv_version=final.kv_version)

@@ -13,7 +13,7 @@ import datetime
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import (
@@ -53,8 +53,8 @@ def new_key(kind):
 
 
 def make_cert(cn, key, issuer=None, issuer_key=None, not_before=NOW - 30 * DAY, not_after=NOW + 365 * DAY,
-              ca=True, path_length=None, key_cert_sign=True, eku=None, basic_constraints=True):
-    """A certificate for ``key``; self-signed when ``issuer`` is None."""
+              ca=True, path_length=None, key_cert_sign=True, eku=None, basic_constraints=True, algorithm=None):
+    """A certificate for ``key``; self-signed when ``issuer`` is None; signed with SHA-256 unless ``algorithm``."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     issuer_name = issuer.subject if issuer is not None else name
     signer = issuer_key if issuer_key is not None else key
@@ -80,7 +80,7 @@ def make_cert(cn, key, issuer=None, issuer_key=None, not_before=NOW - 30 * DAY, 
         )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    return builder.sign(signer, hashes.SHA256())
+    return builder.sign(signer, algorithm or hashes.SHA256())
 
 
 def pem(*certs):
@@ -624,3 +624,482 @@ def test_build_chain_prefers_roots_and_reports_problems(ec_pki):
     assert problems == []
     path, problems = build_chain(ec_pki.intermediate, [], [ec_pki.other_root])
     assert path is None and problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what Go's crypto/x509 rejects, longer chains, root rotation
+# ---------------------------------------------------------------------------------------------------------
+
+_SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b")  # DER of the OID 1.2.840.113549.1.1.11
+_WEAK_WITH_RSA = {"sha1": bytes.fromhex("06092a864886f70d010105"), "md5": bytes.fromhex("06092a864886f70d010104")}
+
+
+def weakly_signed(cert, issuer_key, algorithm):
+    """``cert`` (RSA-signed with SHA-256) re-signed with SHA-1 or MD5, which cryptography's builder refuses:
+    the signature algorithm OID (same length) is swapped in the TBS and outer fields, then the TBS re-signed."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert der.count(_SHA256_WITH_RSA) == 2
+    der = der.replace(_SHA256_WITH_RSA, _WEAK_WITH_RSA[algorithm.name])
+    signature = issuer_key.sign(x509.load_der_x509_certificate(der).tbs_certificate_bytes, padding.PKCS1v15(),
+                                algorithm)
+    weak = x509.load_der_x509_certificate(der[:-len(signature)] + signature)
+    assert weak.signature_hash_algorithm.name == algorithm.name
+    return weak
+
+
+@pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.MD5()], ids=["sha1", "md5"])
+def test_intermediate_signed_with_sha1_or_md5_does_not_chain(algorithm):
+    pki = Pki("rsa")
+    weak = weakly_signed(pki.intermediate, pki.root_key, algorithm)
+    report = run(pki.bundle(intermediate=weak))
+    assert_fails_exactly(report, "chains_to_root", "intermediate_within_root_lifetime", "workload_cert_verifies")
+    # cryptography >= 40 refuses to verify the signature at all
+    assert "signature cannot be verified with 'CN=meshpki test root'" in check(report, "chains_to_root")["detail"]
+
+
+@pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.MD5()], ids=["sha1", "md5"])
+def test_sha1_or_md5_is_rejected_where_the_signature_verifies(monkeypatch, algorithm):
+    # cryptography < 40 (no verify_directly_issued_by) verifies SHA-1/MD5 signatures: Go's rule rejects them.
+    pki = Pki("rsa")
+    weak = weakly_signed(pki.intermediate, pki.root_key, algorithm)
+    monkeypatch.setattr(x509_mod, "signature_error", x509_mod._signature_error_manual)
+    assert x509_mod._signature_error_manual(weak, pki.root) is None
+    path, problems = build_chain(weak, [], [pki.root])
+    assert path is None
+    assert problems == [f"'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): "
+                        f"'CN=meshpki test intermediate' is signed with {algorithm.name.upper()}, which Go's "
+                        "crypto/x509 rejects"]
+    path, problems = build_chain(pki.intermediate, [], [pki.root])  # the same certificate with SHA-256
+    assert path == [pki.intermediate, pki.root] and problems == []
+
+
+def test_root_whose_self_signature_does_not_verify(ec_pki):
+    # Subject == issuer and the root's public key, but signed by another key: not a self-signed root.
+    forged_root = make_cert("meshpki test root", ec_pki.root_key, issuer_key=ec_pki.other_root_key)
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate, forged_root], roots=[forged_root]))
+    # Go builds the chain (it never checks a root's own signature); the bundle check catches it.
+    assert_fails_exactly(report, "roots_self_signed_ca")
+    assert "offending: 'CN=meshpki test root' (not self-signed)." in check(report, "roots_self_signed_ca")["detail"]
+
+
+def test_root_file_holding_a_self_signed_non_ca(ec_pki):
+    not_ca = make_cert("self-signed leaf", ec_pki.other_root_key, ca=False)
+    report = run(ec_pki.bundle(roots=[ec_pki.root, not_ca]))
+    assert_fails_exactly(report, "roots_self_signed_ca")
+    assert "offending: 'CN=self-signed leaf' (not a CA)." in check(report, "roots_self_signed_ca")["detail"]
+
+
+def three_levels(pki, root=None, root_key=None, middle_after=NOW + 200 * DAY, ca_after=NOW + 90 * DAY,
+                 middle_path_length=None):
+    """root -> middle -> istio ca; returns (files, middle, istio ca)."""
+    root, root_key = root or pki.root, root_key or pki.root_key
+    mid_key = new_key("ec")
+    middle = make_cert("middle", mid_key, issuer=root, issuer_key=root_key, not_after=middle_after,
+                       path_length=middle_path_length)
+    ca_key = new_key("ec")
+    ca = make_cert("istio ca", ca_key, issuer=middle, issuer_key=mid_key, not_after=ca_after)
+    files = {"ca_cert": pem(ca), "ca_key": key_pem(ca_key, "sec1"), "cert_chain": pem(ca, middle, root),
+             "root_cert": pem(root)}
+    return files, middle, ca
+
+
+def test_three_level_intermediate_outliving_the_middle_ca(ec_pki):
+    files, _middle, _ca = three_levels(ec_pki, middle_after=NOW + 60 * DAY, ca_after=NOW + 90 * DAY)
+    report = run(files)
+    assert_fails_exactly(report, "intermediate_within_root_lifetime")
+    detail = check(report, "intermediate_within_root_lifetime")["detail"]
+    assert "outlives 'CN=middle'" in detail and "by 30 days, 0:00:00" in detail
+    assert report["days_left"] == 60  # the middle CA ends first
+
+
+def test_three_level_intermediate_outliving_both_names_the_one_it_outlives_most(ec_pki):
+    root = make_cert("short root", ec_pki.root_key, not_after=NOW + 40 * DAY)
+    files, _middle, _ca = three_levels(ec_pki, root=root, middle_after=NOW + 60 * DAY, ca_after=NOW + 90 * DAY)
+    report = run(files)
+    assert_fails_exactly(report, "intermediate_within_root_lifetime")
+    detail = check(report, "intermediate_within_root_lifetime")["detail"]
+    assert "outlives 'CN=short root'" in detail and "by 50 days, 0:00:00" in detail
+
+
+def test_three_level_intermediate_within_every_issuer_reports_the_margin_to_the_root(ec_pki):
+    files, _middle, _ca = three_levels(ec_pki)
+    report = run(files)
+    assert report["ok"] is True, report["failed"]
+    detail = check(report, "intermediate_within_root_lifetime")["detail"]
+    assert detail.startswith(f"the intermediate expires {(NOW + 90 * DAY).strftime('%Y-%m-%dT%H:%M:%SZ')}, "
+                             "275 days, 0:00:00 before the root 'CN=meshpki test root'")
+
+
+@pytest.mark.parametrize(("middle_path_length", "ok"), [(1, True), (0, False)])
+def test_three_level_path_length_of_the_middle_ca(ec_pki, middle_path_length, ok):
+    # The workload certificate sits under "istio ca": one CA below "middle" needs pathlen >= 1.
+    files, _middle, _ca = three_levels(ec_pki, middle_path_length=middle_path_length)
+    report = run(files)
+    if ok:
+        assert report["ok"] is True, report["failed"]
+    else:
+        assert_fails_exactly(report, "workload_cert_verifies")
+        assert "'CN=middle' allows pathlen 0, the chain below it has 1" in \
+            check(report, "workload_cert_verifies")["detail"]
+
+
+@pytest.mark.parametrize(("root_path_length", "ok"), [(2, True), (1, False)])
+def test_three_level_path_length_of_the_root(ec_pki, root_path_length, ok):
+    root = make_cert("meshpki test root", ec_pki.root_key, path_length=root_path_length)
+    files, _middle, _ca = three_levels(ec_pki, root=root)
+    report = run(files)
+    if ok:
+        assert report["ok"] is True, report["failed"]
+    else:
+        assert_fails_exactly(report, "workload_cert_verifies")
+        assert "'CN=meshpki test root' allows pathlen 1, the chain below it has 2" in \
+            check(report, "workload_cert_verifies")["detail"]
+
+
+@pytest.mark.parametrize("old_first", [True, False], ids=["old-root-first", "new-root-first"])
+def test_two_roots_with_one_name_as_in_a_root_rotation(ec_pki, old_first):
+    # During a root rotation root-cert.pem holds the old and the new root: same subject, different keys.
+    old_root = make_cert("meshpki test root", ec_pki.other_root_key)
+    roots = [old_root, ec_pki.root] if old_first else [ec_pki.root, old_root]
+    report = run(ec_pki.bundle(roots=roots))
+    assert report["ok"] is True, report["failed"]
+    assert report["path"] == ["CN=meshpki test intermediate", "CN=meshpki test root"]
+    assert check(report, "roots_self_signed_ca")["detail"] == \
+        "all 2 certificate(s) of root-cert.pem are self-signed CAs"
+    path, problems = build_chain(ec_pki.intermediate, [], roots)
+    assert path == [ec_pki.intermediate, ec_pki.root]
+    assert problems == (["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): signature "
+                         "does not verify with the public key of 'CN=meshpki test root'"] if old_first else [])
+
+
+def test_intermediate_signed_by_the_old_root_of_a_rotation_still_chains(ec_pki):
+    new_root = make_cert("meshpki test root", ec_pki.other_root_key)
+    path, _problems = build_chain(ec_pki.intermediate, [], [new_root, ec_pki.root])
+    assert path == [ec_pki.intermediate, ec_pki.root]
+
+
+def test_self_signed_ca_cert_listed_in_the_chain_is_not_its_own_issuer(ec_pki):
+    own = make_cert("istio self-signed", ec_pki.int_key)
+    path, problems = build_chain(own, [own], [ec_pki.root])
+    assert path is None
+    assert problems == ["'CN=istio self-signed' is self-signed (a root) but root-cert.pem does not contain it"]
+
+
+def test_chain_deeper_than_the_limit_is_refused(ec_pki):
+    issuer, issuer_key, chain = ec_pki.root, ec_pki.root_key, []
+    for level in range(11):
+        key = new_key("ec")
+        issuer = make_cert(f"level {level}", key, issuer=issuer, issuer_key=issuer_key)
+        issuer_key = key
+        chain.insert(0, issuer)
+    path, problems = build_chain(chain[0], chain[1:], [ec_pki.root])
+    assert path is None
+    assert "chain longer than 10 certificates" in problems
+    path, problems = build_chain(chain[1], chain[2:], [ec_pki.root])
+    assert path == [*chain[1:], ec_pki.root] and problems == []
+
+
+def test_an_unrelated_root_listed_first_is_skipped(ec_pki):
+    path, problems = build_chain(ec_pki.intermediate, [], [ec_pki.other_root, ec_pki.root])
+    assert path == [ec_pki.intermediate, ec_pki.root] and problems == []
+
+
+def test_root_without_basic_constraints_is_reported_not_a_crash(ec_pki):
+    root = make_cert("meshpki test root", ec_pki.root_key, basic_constraints=False)
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate, root], roots=[root]))
+    assert_fails_exactly(report, "roots_self_signed_ca")
+    assert "'CN=meshpki test root' (not a CA)" in check(report, "roots_self_signed_ca")["detail"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# signature checks: RSA-PSS, Ed25519 and keys Go does not sign with, with and without cryptography >= 40
+# ---------------------------------------------------------------------------------------------------------
+
+def signed_by(cert_key, issuer, issuer_key, algorithm, rsa_padding=None):
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "signed")]))
+               .issuer_name(issuer.subject).public_key(cert_key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    if rsa_padding is not None:
+        return builder.sign(issuer_key, algorithm, rsa_padding=rsa_padding)
+    return builder.sign(issuer_key, algorithm)
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["cryptography", "manual"])
+def test_rsa_pss_signature_verifies(manual):
+    pki = Pki("rsa")
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    cert = signed_by(new_key("ec"), pki.root, pki.root_key, hashes.SHA256(), rsa_padding=pss)
+    verify = x509_mod._signature_error_manual if manual else signature_error
+    assert verify(cert, pki.root) is None
+    forged = signed_by(new_key("ec"), pki.root, pki.other_key, hashes.SHA256(), rsa_padding=pss)
+    assert verify(forged, pki.root) == "signature does not verify with the public key of 'CN=meshpki test root'"
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["cryptography", "manual"])
+def test_ed25519_issuer_signature_verifies(monkeypatch, manual):
+    root_key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed root")])
+    root = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(root_key.public_key())
+            .serial_number(1).not_valid_before(NOW - DAY).not_valid_after(NOW + DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(root_key, None))
+    cert = signed_by(new_key("ec"), root, root_key, None)
+    forged = signed_by(new_key("ec"), root, ed25519.Ed25519PrivateKey.generate(), None)
+    if manual:
+        monkeypatch.setattr(x509_mod, "signature_error", x509_mod._signature_error_manual)
+    assert x509_mod.signature_error(cert, root) is None
+    assert x509_mod.signature_error(forged, root) == "signature does not verify with the public key of 'CN=ed root'"
+    # Ed25519 signatures have no hash algorithm: not a SHA-1/MD5 signature
+    assert build_chain(cert, [], [root]) == ([cert, root], [])
+
+
+def test_manual_check_of_a_signature_the_issuer_key_cannot_have_made():
+    pki = Pki("rsa")
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    cert = signed_by(new_key("ec"), pki.root, ed_key, None)  # names the RSA root, Ed25519 signature
+    reason = x509_mod._signature_error_manual(cert, pki.root)
+    assert reason.startswith("signature cannot be verified with 'CN=meshpki test root': ")
+
+
+def test_manual_check_refuses_an_issuer_key_go_does_not_use():
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    dsa_key = dsa.generate_private_key(key_size=2048)
+    root = make_cert("dsa root", dsa_key)
+    cert = signed_by(new_key("ec"), root, dsa_key, hashes.SHA256())
+    assert x509_mod._signature_error_manual(cert, root) == "unsupported issuer key type DSAPublicKey"
+
+
+def test_a_namesake_root_with_another_key_is_the_only_problem(ec_pki):
+    impostor = make_cert("meshpki test root", ec_pki.other_root_key)
+    path, problems = build_chain(ec_pki.intermediate, [], [impostor])
+    # the candidate had the right name: neither "no certificate has the subject" nor "self-signed" is added
+    assert path is None
+    assert problems == ["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): signature does "
+                        "not verify with the public key of 'CN=meshpki test root'"]
+
+
+def test_a_middle_ca_in_the_chain_that_is_not_a_ca(ec_pki):
+    mid_key = new_key("ec")
+    middle = make_cert("middle", mid_key, issuer=ec_pki.root, issuer_key=ec_pki.root_key, ca=False)
+    ca = make_cert("istio ca", ec_pki.int_key, issuer=middle, issuer_key=mid_key)
+    path, problems = build_chain(ca, [middle], [ec_pki.root])
+    assert path is None
+    assert problems == ["'CN=istio ca' -> 'CN=middle' (cert-chain.pem): 'CN=middle' is not a CA (basic constraints "
+                        "CA:FALSE or missing)"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# checks that still run when another file is broken, and less common keys and usages
+# ---------------------------------------------------------------------------------------------------------
+
+def test_expired_root_is_reported_even_when_ca_cert_does_not_parse(ec_pki):
+    root = make_cert("old root", ec_pki.root_key, not_before=NOW - 400 * DAY, not_after=NOW - DAY)
+    files = ec_pki.bundle(roots=[root])
+    files["ca_cert"] = "this is not PEM\n"
+    report = run(files)
+    entry = check(report, "certificates_valid_now")
+    assert entry["passed"] is False and not entry.get("skipped")
+    assert "'CN=old root' expired on" in entry["detail"] and "(1 day(s) ago)" in entry["detail"]
+    assert report["days_left"] == -1  # the roots' lifetimes count when there is no path
+
+
+def test_valid_now_lists_each_certificate_once(ec_pki):
+    report = run(ec_pki.bundle(roots=[ec_pki.root, ec_pki.root]))
+    detail = check(report, "certificates_valid_now")["detail"]
+    assert detail == (f"at {NOW.strftime('%Y-%m-%dT%H:%M:%SZ')}: 'CN=meshpki test intermediate' until "
+                      f"{(NOW + 180 * DAY).strftime('%Y-%m-%dT%H:%M:%SZ')} (180 days left); 'CN=meshpki test root' "
+                      f"until {(NOW + 365 * DAY).strftime('%Y-%m-%dT%H:%M:%SZ')} (365 days left)")
+
+
+def test_ext_key_usage_any_is_fine_and_a_restricted_root_on_the_path_is_named(ec_pki):
+    anyeku = ec_pki.sign_intermediate(eku=[ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE])
+    assert run(ec_pki.bundle(intermediate=anyeku))["ok"] is True
+    root = make_cert("meshpki test root", ec_pki.root_key, eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    report = run(ec_pki.bundle(chain=[ec_pki.intermediate, root], roots=[root]))
+    assert "ext_key_usage" in report["failed"]
+    assert check(report, "ext_key_usage")["detail"].startswith("'CN=meshpki test root' restrict(s) extendedKeyUsage")
+
+
+def test_ed25519_intermediate_signs_the_workload_certificate(ec_pki):
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    intermediate = ec_pki.sign_intermediate(key=ed_key)
+    report = run(ec_pki.bundle(intermediate=intermediate, key=ed_key, key_format="pkcs8"))
+    assert report["ok"] is True, report["failed"]
+    assert report["key"] == {"type": "ed25519", "bits": 256, "format": "pkcs8"}
+
+
+def test_root_file_holding_a_self_signed_ca_cert(ec_pki):
+    own = make_cert("istio self-signed", ec_pki.int_key)
+    report = run({"ca_cert": pem(own), "ca_key": key_pem(ec_pki.int_key, "sec1"), "cert_chain": pem(own),
+                  "root_cert": pem(own)})
+    detail = check(report, "root_cert_excludes_intermediate")["detail"]
+    assert "root_cert_excludes_intermediate" in report["failed"]
+    assert detail.endswith("(ca-cert.pem is self-signed: this collection keeps the root out of istiod and gives it an "
+                           "intermediate)")
+
+
+def test_root_file_holding_a_certificate_with_the_intermediate_key(ec_pki):
+    twin = make_cert("a root with the intermediate's key", ec_pki.int_key)
+    report = run(ec_pki.bundle(roots=[ec_pki.root, twin]))
+    assert "root_cert_excludes_intermediate" in report["failed"]
+    assert check(report, "root_cert_excludes_intermediate")["detail"].endswith("into root-cert.pem")
+
+
+def test_the_corrupted_block_is_named_by_its_position(ec_pki):
+    files = ec_pki.bundle()
+    files["cert_chain"] = pem(ec_pki.intermediate) + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    report = run(files)
+    assert check(report, "cert_chain_parses")["detail"].startswith("cert-chain.pem: CERTIFICATE block #2 does not "
+                                                                   "parse")
+
+
+def test_a_certificate_without_subject_is_labelled(ec_pki):
+    key = new_key("ec")
+    anonymous = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(ec_pki.root.subject)
+                 .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - DAY)
+                 .not_valid_after(NOW + DAY).sign(ec_pki.root_key, hashes.SHA256()))
+    _path, problems = build_chain(anonymous, [], [ec_pki.other_root])
+    assert problems == ["no certificate in root-cert.pem or cert-chain.pem has the subject 'CN=meshpki test root' "
+                        "(issuer of '(empty subject)')"]
+
+
+def test_now_in_another_time_zone_is_the_same_moment(ec_pki):
+    elsewhere = NOW.astimezone(datetime.timezone(datetime.timedelta(hours=12)))  # 2031-06-02 00:00 +12:00
+    report = run(ec_pki.bundle(), now=elsewhere)
+    assert check(report, "certificates_valid_now")["detail"].startswith("at 2031-06-01T12:00:00Z: ")
+    assert cert_info(ec_pki.root, now=elsewhere)["days_left"] == 365
+
+
+def test_cert_info_of_a_key_type_it_does_not_know():
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    dsa_key = dsa.generate_private_key(key_size=2048)
+    info = cert_info(make_cert("dsa root", dsa_key), now=NOW)
+    assert (info["key_type"], info["key_bits"]) == ("unknown", 0)
+
+
+def test_validity_of_a_certificate_from_cryptography_before_42(ec_pki):
+    class OldCert:  # cryptography < 42: naive not_valid_before/after only, no *_utc attributes
+        not_valid_before = (NOW - DAY).replace(tzinfo=None)
+        not_valid_after = (NOW + DAY).replace(tzinfo=None)
+
+    assert x509_mod.valid_from(OldCert()) == NOW - DAY
+    assert x509_mod.valid_until(OldCert()) == NOW + DAY
+    assert x509_mod.valid_from(ec_pki.root) == NOW - 30 * DAY and x509_mod.valid_until(ec_pki.root) == NOW + 365 * DAY
+
+
+# ---------------------------------------------------------------------------------------------------------
+# every detail, as the module reports it
+# ---------------------------------------------------------------------------------------------------------
+
+def test_every_detail_of_a_good_bundle(ec_pki):
+    report = run(ec_pki.bundle(key_format="sec1"),
+                 file_names=["ca-cert.pem", "ca-key.pem", "cert-chain.pem", "root-cert.pem"])
+    inter, root = "'CN=meshpki test intermediate'", "'CN=meshpki test root'"
+    assert [(entry["name"], entry["detail"]) for entry in report["checks"]] == [
+        ("files_not_empty", "all four files are present and non-empty"),
+        ("no_unrendered_values", "no file contains '<no value>'"),
+        ("no_tls_crt", "no tls.crt in the directory"),
+        ("ca_cert_parses", f"ca-cert.pem: 1 certificate(s), first {inter}"),
+        ("ca_key_parses", "ca-key.pem holds an unencrypted EC 256-bit key (sec1)"),
+        ("cert_chain_parses", f"cert-chain.pem: 2 certificate(s), first {inter}"),
+        ("root_cert_parses", f"root-cert.pem: 1 certificate(s), first {root}"),
+        ("key_matches_cert", f"ca-key.pem (EC 256) is the key of {inter}"),
+        ("ca_cert_is_ca", f"{inter} has basic constraints CA:TRUE"),
+        ("ca_cert_key_cert_sign", f"{inter} has keyUsage keyCertSign"),
+        ("cert_chain_starts_with_ca_cert",
+         f"cert-chain.pem starts with the ca-cert.pem certificate: {inter} -> {root}"),
+        ("chains_to_root", f"ca-cert.pem chains to root-cert.pem through cert-chain.pem: {inter} -> {root} (names and "
+                           "signatures verified)"),
+        ("roots_self_signed_ca", "all 1 certificate(s) of root-cert.pem are self-signed CAs"),
+        ("root_cert_excludes_intermediate", "root-cert.pem does not contain the intermediate"),
+        ("ext_key_usage", "no certificate on the path restricts extendedKeyUsage against serverAuth"),
+        ("certificates_valid_now", f"at 2031-06-01T12:00:00Z: {inter} until 2031-11-28T12:00:00Z (180 days left); "
+                                   f"{root} until 2032-05-31T12:00:00Z (365 days left)"),
+        ("intermediate_within_root_lifetime", f"the intermediate expires 2031-11-28T12:00:00Z, 185 days, 0:00:00 "
+                                              f"before the root {root} (2032-05-31T12:00:00Z)"),
+        ("workload_cert_verifies", "signed a throw-away workload certificate (spiffe://cluster.local/ns/default/sa/"
+                                   f"default, EC P-256, 1 h) with ca-key.pem and verified leaf -> {inter} -> {root} "
+                                   "by signatures"),
+    ]
+
+
+def test_every_check_of_an_empty_bundle_says_why_it_did_not_run():
+    report = verify_bundle(None, None, None, None, now=NOW)
+    checks = {entry["name"]: entry for entry in report["checks"]}
+    assert checks["files_not_empty"]["detail"].startswith(
+        "missing or empty: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem. Istio >= 1.27 refuses to start")
+    assert "; root-cert.pem: the root mount's cert/ca returned nothing" in checks["files_not_empty"]["detail"]
+    assert not checks["files_not_empty"].get("skipped")
+    assert (checks["no_unrendered_values"]["passed"], checks["no_tls_crt"]["passed"]) == (True, True)
+    assert checks["no_tls_crt"]["detail"] == "no directory listing given: not checked"
+    skipped = {name: entry["detail"] for name, entry in checks.items() if entry.get("skipped")}
+    assert all(checks[name]["passed"] is False for name in skipped)
+    assert skipped == {
+        "ca_cert_parses": "not run: ca-cert.pem is empty (see files_not_empty)",
+        "ca_key_parses": "not run: ca-key.pem is empty (see files_not_empty)",
+        "cert_chain_parses": "not run: cert-chain.pem is empty (see files_not_empty)",
+        "root_cert_parses": "not run: root-cert.pem is empty (see files_not_empty)",
+        "key_matches_cert": "not run: ca-cert.pem or ca-key.pem did not parse",
+        "ca_cert_is_ca": "not run: ca-cert.pem did not parse",
+        "ca_cert_key_cert_sign": "not run: ca-cert.pem did not parse",
+        "cert_chain_starts_with_ca_cert": "not run: ca-cert.pem or cert-chain.pem did not parse",
+        "chains_to_root": "not run: ca-cert.pem or root-cert.pem did not parse",
+        "roots_self_signed_ca": "not run: root-cert.pem did not parse",
+        "root_cert_excludes_intermediate": "not run: ca-cert.pem or root-cert.pem did not parse",
+        "ext_key_usage": "not run: ca-cert.pem did not parse",
+        "certificates_valid_now": "not run: neither ca-cert.pem nor root-cert.pem parsed",
+        "intermediate_within_root_lifetime": "not run: no chain from ca-cert.pem to root-cert.pem (see chains_to_root)",
+        "workload_cert_verifies": "not run: ca-cert.pem or ca-key.pem did not parse",
+    }
+
+
+def test_workload_check_waits_for_root_cert_to_parse(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = "not PEM\n"
+    report = run(files)
+    assert check(report, "workload_cert_verifies") == {
+        "name": "workload_cert_verifies", "passed": False, "detail": "not run: root-cert.pem did not parse",
+        "skipped": True}
+    assert check(report, "root_cert_parses")["detail"].startswith(
+        "root-cert.pem holds no PEM CERTIFICATE block (found: no PEM at all)")
+
+
+def test_times_are_written_in_utc_whatever_the_local_time_zone(monkeypatch, ec_pki):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert x509_mod.iso_time(NOW) == "2031-06-01T12:00:00Z"
+        assert cert_info(ec_pki.root, now=NOW)["not_after"] == "2032-05-31T12:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_read_bundle_dir_reads_the_files_after_a_missing_one_and_survives_bad_bytes(tmp_path, ec_pki):
+    files = ec_pki.bundle()
+    files["ca_cert"] = None
+    write_dir(tmp_path, files)
+    (tmp_path / "root-cert.pem").write_bytes(files["root_cert"].encode() + b"\xff\n")
+    texts, names = read_bundle_dir(str(tmp_path))
+    assert texts["ca-cert.pem"] is None and texts["ca-key.pem"] == files["ca_key"]
+    assert texts["cert-chain.pem"] == files["cert_chain"]
+    assert texts["root-cert.pem"] == files["root_cert"] + "\ufffd\n"
+    assert names == ["ca-key.pem", "cert-chain.pem", "root-cert.pem"]
+
+
+def test_verify_bundle_dir_signs_the_workload_certificate_for_the_given_spiffe_id(tmp_path, ec_pki):
+    write_dir(tmp_path, ec_pki.bundle())
+    uri = "spiffe://mesh.example/ns/istio-system/sa/test"
+    report = verify_bundle_dir(str(tmp_path), now=NOW, spiffe_uri=uri)
+    assert f"workload certificate ({uri}, EC P-256, 1 h)" in check(report, "workload_cert_verifies")["detail"]
+
+
+def test_a_cert_file_of_other_blocks_lists_them(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] = key_pem(ec_pki.int_key, "pkcs8") + key_pem(ec_pki.root_key, "sec1")
+    detail = check(run(files), "root_cert_parses")["detail"]
+    assert detail == ("root-cert.pem holds no PEM CERTIFICATE block (found: EC PRIVATE KEY, PRIVATE KEY); render the "
+                      "certificate PEM (.Data.certificate) into it")

@@ -397,3 +397,175 @@ def test_root_mount_missing_is_an_error_except_in_check_mode():
     ca = IntermediateCA(IntermediateRequest(params()), fake, True, now=NOW)
     ca.run()
     assert any("Check mode goes on" in warning for warning in ca.warnings)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# resuming with the stored key: which CSR is signed
+# ---------------------------------------------------------------------------------------------------------
+
+def csr_for(key):
+    return (x509.CertificateSigningRequestBuilder().subject_name(x509.Name.from_rfc4514_string("CN=" + CN))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+
+
+def resume_vault(world, pending_key, stored_csr):
+    """KV holds ``pending_key`` (version 2) with ``stored_csr``, which no installed certificate uses: a resume."""
+    stored = world.stored(key=pending_key, version=2, key_id="k-pending", csr=stored_csr)
+    signed = make_cert("CN=" + CN, key=pending_key, issuer=world.root_cert, issuer_key=world.root_key)
+    fresh_csr = csr_for(pending_key)
+    fake = vault(world, stored)
+    fake.responses.update({
+        ("LIST", "istioca/keys"): {"data": {"keys": ["int-key", "k-pending"]}},
+        ("LIST", "istioca/issuers"): {"data": {"key_info": {"int-iss": {"key_id": "int-key"}}}},
+        ("POST", "istioca/intermediate/generate/existing"): {"data": {"csr": fresh_csr}},
+        ("POST", "pki/root/sign-intermediate"): {"data": {"certificate": cert_pem(signed),
+                                                          "issuing_ca": cert_pem(world.root_cert)}},
+        ("POST", "istioca/intermediate/set-signed"): {"data": {"imported_issuers": ["i-new"],
+                                                               "mapping": {"i-new": "k-pending"}}},
+        ("POST", "istioca/config/issuers"): {"data": {"default": "i-new"}},
+    })
+    return fake, signed, fresh_csr
+
+
+def test_resume_signs_the_stored_csr_when_it_belongs_to_the_stored_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["resumed"] is True and result["issuer_id"] == "i-new"
+    assert fake.paths("POST") == ["pki/root/sign-intermediate", "istioca/intermediate/set-signed",
+                                  "istioca/config/issuers"]
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["pki/root/sign-intermediate"]["csr"] == stored_csr
+    assert bodies["istioca/intermediate/set-signed"]["certificate"] == cert_pem(signed) + cert_pem(world.root_cert)
+
+
+def test_resume_makes_a_new_csr_when_the_stored_one_is_of_another_key():
+    # The KV secret's csr field belongs to another key (e.g. written by hand or by an older run): signing it
+    # would give a certificate whose key is not the stored key. A CSR is made from the stored key instead.
+    world = World()
+    pending_key = make_key(fresh=True)
+    stale_csr = csr_for(make_key("ec", 256))
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, stale_csr)
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["issuer_id"] == "i-new"
+    assert fake.paths("POST") == ["istioca/intermediate/generate/existing", "pki/root/sign-intermediate",
+                                  "istioca/intermediate/set-signed", "istioca/config/issuers"]
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["istioca/intermediate/generate/existing"] == {"common_name": CN, "key_ref": "k-pending"}
+    assert bodies["pki/root/sign-intermediate"]["csr"] == fresh_csr
+
+
+def test_read_root_no_default_issuer_is_root_unavailable_other_errors_propagate():
+    fake = FakeClient({("GET", "sys/mounts"): mounts(pki={"type": "pki", "config": {}})})
+    fake.responses[("GET", "pki/issuer/default")] = MeshPkiError("cannot read the root CA pki/issuer/default: "
+                                                                 "no default issuer currently configured")
+    with pytest.raises(intermediate.RootUnavailable, match="The root mount 'pki' has no CA"):
+        backend(client=fake).read_root()
+    denied = MeshPkiError("cannot read the root CA pki/issuer/default: permission denied", status=403)
+    fake.responses[("GET", "pki/issuer/default")] = denied
+    with pytest.raises(MeshPkiError) as err:
+        backend(client=fake).read_root()
+    assert err.value is denied
+
+
+def test_resume_imports_the_stored_key_back_when_vault_lost_it():
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    fake.responses[("LIST", "istioca/keys")] = {"data": {"keys": ["int-key"]}}  # k-pending was deleted
+    fake.responses[("POST", "istioca/keys/import")] = {"data": {"key_id": "k-back"}}
+    fake.responses[("POST", "istioca/intermediate/set-signed")] = {"data": {"imported_issuers": ["i-new"],
+                                                                            "mapping": {"i-new": "k-back"}}}
+    ca = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW)
+    result = ca.run()
+    assert result["action"] == "resume" and result["key_id"] == "k-back"
+    bodies = dict((path, body) for method, path, body in fake.log if method == "POST")
+    assert bodies["istioca/keys/import"] == {"pem_bundle": key_pem(pending_key)}
+    assert bodies["istioca/intermediate/generate/existing"] == {"common_name": CN, "key_ref": "k-back"}
+    assert bodies["pki/root/sign-intermediate"]["csr"] == fresh_csr
+    assert ca.warnings == ["The key stored at 'secret/istioca' version 2 (field 'ca-key.pem') was not in 'istioca' "
+                           "(key k-pending was deleted?); it was imported from KV as key k-back."]
+
+
+def test_resume_adopts_an_issuer_the_mount_already_has_for_the_stored_key():
+    # An earlier run stopped between set-signed and config/issuers: the issuer is there, only the default is not.
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, signed, _fresh_csr = resume_vault(world, pending_key, csr_for(pending_key))
+    fake.responses[("LIST", "istioca/issuers")] = {"data": {"key_info": {
+        "int-iss": {"key_id": "int-key"}, "i-done": {"key_id": "k-pending"}}}}
+    fake.responses[("GET", "istioca/issuer/i-done")] = issuer_body(signed, issuer_id="i-done", key_id="k-pending",
+                                                                   chain=[world.root_cert])
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "resume" and result["issuer_id"] == "i-done" and result["changed"] is True
+    assert fake.paths("POST") == ["istioca/config/issuers"]
+    assert dict((path, body) for method, path, body in fake.log if method == "POST") == {
+        "istioca/config/issuers": {"default": "i-done"}}
+    assert result["certificate"] == cert_pem(signed) and result["rotated"] is True
+    assert result["previous_serial"] == cert_info(world.cert)["serial"]
+
+
+def test_notes_with_cap_expect_the_root_mounts_max_lease_ttl():
+    world = World(root_days=3650, int_hours=240)
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 240 * HOUR}}
+    ca = backend(ttl="43800h", ttl_exceeds_root="cap")
+    assert ca.notes(world.current, world.root) == []  # the root mount signs for 240h: that is what it got
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 480 * HOUR}}
+    assert ca.notes(world.current, world.root)[0].startswith("ttl: the certificate lives 240h")
+    assert backend(ttl="240h", max_path_length=0).notes(world.current, world.root) == [
+        "max_path_length: the certificate has -1, 0 is asked for; applies when a new certificate is issued"]
+    assert backend(ttl="240h").notes(world.current, None) == []  # signing: external, no root to compare with
+
+
+def test_an_intermediate_whose_vault_chain_lacks_the_root_gets_the_root_imported():
+    world = World()
+    fake = vault(world, world.stored())
+    lonely = issuer_body(world.cert, issuer_id="int-iss", key_id="int-key")  # set-signed without issuing_ca
+    fixed = issuer_body(world.cert, issuer_id="int-iss", key_id="int-key", chain=[world.root_cert])
+    fake.responses[("GET", "istioca/issuer/int-iss")] = [lonely, fixed]
+    fake.responses[("POST", "istioca/issuers/import/cert")] = {"data": {"imported_issuers": ["root-copy"]}}
+    result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert result["action"] == "chain" and result["changed"] is True and result["rotated"] is False
+    assert result["reasons"] == ["'istioca/cert/ca_chain' holds no issuing CA for the intermediate (it was imported "
+                                 "without its chain): istiod's cert-chain.pem would end at the intermediate"]
+    assert fake.paths("POST") == ["istioca/issuers/import/cert"]
+    assert [body for method, path, body in fake.log if method == "POST"] == [{"pem_bundle": cert_pem(world.root_cert)}]
+    assert result["ca_chain"] == [cert_pem(world.cert), cert_pem(world.root_cert)]
+
+
+def test_external_signing_awaits_with_the_stored_csr_and_writes_nothing():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    ca = IntermediateCA(IntermediateRequest(params(signing="external")), fake, False, now=NOW)
+    result = ca.run()
+    assert result["action"] == "await" and result["changed"] is False and result["pending"] is True
+    assert result["csr"] == stored_csr and result["kv"]["version"] == 2
+    assert fake.paths("POST") == [] and ("LIST", "istioca/keys") not in [(m, p) for m, p, _b in fake.log]
+    assert ca.warnings == ["The key at 'secret/istioca' version 2 (field 'ca-key.pem') awaits its signed certificate: "
+                           "sign the CSR (csr) with your CA and pass it as certificate (with ca_chain)."]
+
+
+def test_external_signing_awaits_with_a_new_csr_when_the_stored_one_is_of_another_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, _signed, fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, False, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] == fresh_csr
+    assert fake.paths("POST") == ["istioca/intermediate/generate/existing"]
+
+
+def test_check_mode_await_never_returns_a_csr_of_another_key():
+    world = World()
+    pending_key = make_key(fresh=True)
+    stored_csr = csr_for(pending_key)
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, stored_csr)
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, True, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] == stored_csr and fake.paths("POST") == []
+    # the KV secret's csr belongs to another key: check mode cannot make a new one, so it returns none
+    fake, _signed, _fresh_csr = resume_vault(world, pending_key, csr_for(make_key("ec", 256)))
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, True, now=NOW).run()
+    assert result["action"] == "await" and result["csr"] is None and fake.paths("POST") == []

@@ -184,3 +184,41 @@ def test_invalid_options_fail_before_any_login_or_request(overrides, message):
     with pytest.raises(MeshPkiError) as err:
         manage_root(module)
     assert message in str(err.value) and vault.requests == [] and module.logins == 0
+
+
+def race_vault(ours, theirs, their_key_id="key-theirs"):
+    """Two runs generated a root into a new mount at once; Vault made the other run's root the default."""
+    return FakeVault({
+        ("POST", "pki/root/generate/internal"): generated(ours, "iss-ours", "key-ours"),
+        ("GET", "pki/config/issuers"): {"data": {"default": "iss-theirs"}},
+        ("GET", "pki/issuer/iss-theirs"): issuer_body(theirs, "iss-theirs", their_key_id),
+        ("POST", "sys/mounts/pki"): None,
+        ("DELETE", "pki/issuer/iss-ours"): None,
+        ("DELETE", "pki/key/key-ours"): None,
+    }, strict_writes=True)
+
+
+def test_a_root_generated_at_the_same_time_by_another_run_wins_and_ours_is_deleted():
+    ours, theirs = make_cert("CN=tetrate.io", days=365), make_cert("CN=tetrate.io", days=365)
+    vault = race_vault(ours, theirs)
+    module = ModuleStub(params(ttl="8760h"), vault)
+    result = manage_root(module)
+    assert vault.writes() == [("POST", "sys/mounts/pki"), ("POST", "pki/root/generate/internal"),
+                              ("DELETE", "pki/issuer/iss-ours"), ("DELETE", "pki/key/key-ours")]
+    assert result["action"] == "none" and result["changed"] is True  # the mount was created
+    assert result["issuer_id"] == "iss-theirs" and result["key_id"] == "key-theirs"
+    assert result["certificate"] == cert_pem(theirs)
+    assert module.warnings == ["Another run created the root CA in 'pki' at the same time (issuer iss-theirs); this "
+                               "run discarded the root it generated (issuer iss-ours) and converged on that one."]
+
+
+def test_a_different_root_generated_at_the_same_time_fails_after_deleting_ours():
+    ours = make_cert("CN=tetrate.io", days=365)
+    theirs = make_cert("CN=another.io", days=365)
+    vault = race_vault(ours, theirs)
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(ttl="8760h"), vault))
+    assert str(err.value).startswith("Another run created a different root CA in 'pki' at the same time (default "
+                                     "issuer iss-theirs, serial %s): subject is 'CN=another.io'"
+                                     % cert_info(theirs)["serial"])
+    assert ("DELETE", "pki/issuer/iss-ours") in vault.writes() and ("DELETE", "pki/key/key-ours") in vault.writes()
