@@ -16,13 +16,14 @@ SANITY_FILES ?= --cached --others --exclude-standard
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
 .PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean docs docs-lint \
-	test-matrix release-notes bench reliability reliability-fast
+	test-matrix release-notes bench reliability reliability-fast mutation
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-50 clusters (~17 min)"
 	@echo "make reliability - faults, concurrency, HA, bad input, leaks, privilege, TLS, traversal, redirects (~22 min)"
+	@echo "make mutation - mutation score of module_utils against the unit tests (mutmut; FILES=... for some)"
 
 $(STAMP): requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,20 @@ reliability: venv
 
 reliability-fast: venv
 	$(BIN)/python tools/reliability.py --fast
+
+# Mutation testing (tools/mutation.py, mutmut from requirements-mutation.txt): the files listed in MUTATE
+# there - or FILES="plugins/module_utils/_pki.py ..." (globs too) - against tests/unit only, one mutant at a
+# time (MUTATION_JOBS=2 for two). Prints the per-file table, also written to tests/output/mutation-report.md;
+# every mutant not killed with its line and diff in tests/output/mutation-survivors.txt. Not in make test or CI.
+MUTATION_STAMP := $(VENV)/.installed-mutation
+FILES ?=
+
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(BIN)/python -m pip install --quiet -r requirements-mutation.txt
+	touch $@
+
+mutation: venv $(MUTATION_STAMP)
+	$(BIN)/python tools/mutation.py $(if $(FILES),--files "$(FILES)")
 
 # The role end to end on localhost: default (one cluster) and multicluster (three clusters, each
 # with its own fake API server). The kind scenario needs Docker and is not run here.
@@ -110,4 +125,4 @@ bench: venv
 	PYTHON=$(PYTHON) benchmarks/run.sh
 
 clean:
-	rm -rf .sanity .collections tests/output .pytest_cache .ruff_cache .docs-build
+	rm -rf .sanity .mutation .collections tests/output .pytest_cache .ruff_cache .docs-build

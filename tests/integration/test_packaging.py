@@ -41,9 +41,9 @@ FQCN = "%s.%s" % (GALAXY["namespace"], GALAXY["name"])
 TARBALL_NAME = "%s-%s-%s.tar.gz" % (GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
 
 # Never in a release: test output, virtualenvs, the collection link, the sanity copy, benchmark
-# output, the docs build, caches, execution-environment build contexts, VCS data.
-FORBIDDEN_PREFIXES = ("tests/output/", ".venv", "venv/", ".collections", ".sanity", "benchmarks/out/",
-                      ".docs-build", ".pytest_cache", ".ruff_cache", ".demo", ".git/", ".ci/",
+# output, the mutation-testing copy, the docs build, caches, execution-environment build contexts, VCS data.
+FORBIDDEN_PREFIXES = ("tests/output/", ".venv", "venv/", ".collections", ".sanity", ".mutation", "mutants/",
+                      "benchmarks/out/", ".docs-build", ".pytest_cache", ".ruff_cache", ".demo", ".git/", ".ci/",
                       "docs/execution-environment/context/", "docs/execution-environment/collections/")
 # ... and, at any depth, virtualenvs and caches (benchmarks/ keeps a peer virtualenv, for example).
 FORBIDDEN_PARTS = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".tox", "node_modules")
@@ -52,8 +52,8 @@ FORBIDDEN_SUFFIXES = (".pyc", ".tar.gz")
 # What only a git clone uses (galaxy.yml build_ignore): the tests and molecule scenarios (they need the clone's
 # Makefile, tools/ and requirements-test.txt), the benchmarks, the developer tools and the linters' settings.
 DEV_ONLY_DIRS = ("tests", "molecule", "benchmarks", "tools")
-DEV_ONLY_FILES = ("Makefile", "requirements-test.txt", "pytest.ini", "ruff.toml", ".ansible-lint", ".gitignore",
-                  "docs/lint.md")
+DEV_ONLY_FILES = ("Makefile", "requirements-test.txt", "requirements-mutation.txt", "pytest.ini", "ruff.toml",
+                  ".ansible-lint", ".gitignore", "docs/lint.md")
 # Files AWX records in a job's environment are redacted when their name matches this (AWX's
 # build_safe_env): a secret may reach ansible-runner's launch record only under such a name.
 AWX_REDACTED_ENV = re.compile(r"API|TOKEN|KEY|SECRET|PASS", re.I)

@@ -1,0 +1,72 @@
+"""tools/mutation.py's rule for message-only mutants (issue 16, point 6): the mutants it leaves out of the mutation
+score change nothing but the literal text of an error or warning message; everything else is scored."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import mutation  # noqa: E402
+
+ORIG = '''def check(value, what="duration"):
+    if value < 0:
+        raise ValueError("%s must not be negative (got %r)" % (what, value))
+    if value > 10:
+        raise ValueError(f"{what} is too long", "code")
+    if value == 5:
+        self.warnings.append("five is %s" % ", ".join(["odd", "small"]))
+    if value == 6:
+        module.fail_json(msg="six {0}".format(value), reason="six")
+    return {"value": value, "unit": "s"}
+'''
+
+
+def _mutant(old, new):
+    assert ORIG.count(old) == 1, old
+    return ORIG.replace(old, new)
+
+
+@pytest.mark.parametrize("old, new", [
+    ('"%s must not be negative (got %r)"', '"XX%s must not be negative (got %r)XX"'),
+    ('", ".join', '"XX, XX".join'),
+    ('"odd"', '"XXoddXX"'),
+    ('"five is %s"', '"FIVE IS %s"'),
+    ('msg="six {0}"', 'msg="SIX {0}"'),
+    ('{what} is too long', '{what} IS TOO LONG'),
+])
+def test_message_text_only_is_excluded(old, new):
+    assert mutation.message_only(ORIG, _mutant(old, new))
+
+
+@pytest.mark.parametrize("old, new", [
+    # the format itself breaks: another exception than the one raised
+    ('"%s must not be negative (got %r)"', '"%S MUST NOT BE NEGATIVE (GOT %R)"'),
+    ('msg="six {0}"', 'msg="six {0!r}"'),
+    # not only a literal: the message says something else, or the behaviour differs
+    ('% (what, value))', '% (None, value))'),
+    ('raise ValueError("%s must', 'raise ValueError(None) or ("%s must'),
+    ('if value < 0', 'if value <= 0'),
+    # literals that are not the message text
+    ('what="duration"', 'what="XXdurationXX"'),
+    ('"code")', '"XXcodeXX")'),
+    ('reason="six"', 'reason="XXsixXX"'),
+    ('"unit": "s"', '"unit": "XXsXX"'),
+])
+def test_everything_else_counts(old, new):
+    assert not mutation.message_only(ORIG, _mutant(old, new))
+
+
+def test_no_change_is_not_a_message_only_mutant():
+    assert not mutation.message_only(ORIG, ORIG)
+
+
+def test_the_vault_clients_action_words_only_its_errors():
+    orig = ('def f(self):\n'
+            '    return self.client.write("pki/root", {}, action="generate a root CA in", capability="update")\n')
+    assert mutation.message_only(orig, orig.replace('"generate a root CA in"', '"XXgenerate a root CA inXX"'))
+    assert not mutation.message_only(orig, orig.replace('"update"', '"XXupdateXX"'))
+    assert not mutation.message_only(orig, orig.replace('"pki/root"', '"XXpki/rootXX"'))
+    other = orig.replace("self.client.write", "self.result.update")
+    assert not mutation.message_only(other, other.replace('"generate a root CA in"', '"XXgenerate a root CA inXX"'))
