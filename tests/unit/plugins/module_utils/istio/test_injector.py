@@ -222,6 +222,22 @@ def test_extra_env_dict_and_value_conversion():
 
 
 @pytest.mark.parametrize("extra_env", [
+    {"AUTO_RELOAD_PLUGIN_CERTS": False, "PILOT_RATIO": 0.5},
+    [{"name": "AUTO_RELOAD_PLUGIN_CERTS", "value": False}, {"name": "PILOT_RATIO", "value": 0.5}],
+])
+def test_extra_env_false_is_rendered_false_not_true(extra_env):
+    """Issue #16's surviving mutant: a False value must reach istiod as "false" (YAML's spelling), not "true"."""
+    env = build_injection(extra_env=extra_env)["env"]
+    assert env[1:] == [{"name": "AUTO_RELOAD_PLUGIN_CERTS", "value": "false"},
+                       {"name": "PILOT_RATIO", "value": "0.5"}]
+
+
+def test_extra_annotations_false_is_rendered_false():
+    annotations = build_injection(extra_annotations={"example.com/off": False, "example.com/on": True})["annotations"]
+    assert (annotations["example.com/off"], annotations["example.com/on"]) == ("false", "true")
+
+
+@pytest.mark.parametrize("extra_env", [
     [{"name": "ROOT_CA_DIR", "value": "/elsewhere"}],
     {"ROOT_CA_DIR": "/elsewhere"},
 ])
@@ -234,6 +250,8 @@ def test_extra_env_may_not_override_root_ca_dir(extra_env):
     ([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}], "sets A twice"),
     ([{"name": "1BAD", "value": "x"}], "not a valid environment variable name"),
     ([{"name": "A", "value": "x", "valueFrom": {}}], "'name' and 'value' only"),
+    ([{"value": "x"}], "'name' and 'value' only"),
+    ([{"name": "A", "valueFrom": {}}], "'name' and 'value' only"),
     (["AUTO_RELOAD_PLUGIN_CERTS=true"], "'name' and 'value' only"),
     ({"A": ["x"]}, "must be a string"),
     ("A=1", "list of"),
