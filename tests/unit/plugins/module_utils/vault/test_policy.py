@@ -63,9 +63,27 @@ def test_unparseable_text_falls_back_to_whitespace_insensitive_compare():
     assert not same_policy('path "x" {capabilities = ["read" }', 'path "y" { capabilities = ["read" }')
 
 
-def test_non_path_blocks_are_refused_by_the_parser():
-    with pytest.raises(PolicyParseError):
-        canonical_policy('name = "x"')
+@pytest.mark.parametrize("text, found", [
+    ('name = "x"', "'name'"),
+    ('path = "x"', "'path'"),  # an attribute named path, not a block
+    ('key "x" { capabilities = ["read"] }', "'key'"),  # a block with one label, not named path
+    ('path { capabilities = ["read"] }', "'path'"),  # a path block without its label
+    ('path "a" "b" { capabilities = ["read"] }', "'path'"),  # two labels
+])
+def test_non_path_blocks_are_refused_by_the_parser(text, found):
+    """Issue #16's surviving mutant: each of the three conditions alone refuses the item."""
+    with pytest.raises(PolicyParseError, match=r"only 'path \"<path>\" \{ ... \}' blocks belong in a policy "
+                                               r"\(found %s\)" % found):
+        canonical_policy('path "ok" { capabilities = ["read"] }\n' + text)
+
+
+@pytest.mark.parametrize("setting", ["min_wrapping_ttl", "max_wrapping_ttl"])
+def test_a_different_value_of_a_setting_is_a_different_policy(setting):
+    """Issue #16's surviving mutant (a value read as None): '1m' and '5m' must not compare equal."""
+    one = 'path "a" { capabilities = ["read"]\n %s = "1m" }' % setting
+    assert canonical_policy(one) == {"a": {"capabilities": ["read"], setting: "1m"}}
+    assert not same_policy(one, one.replace('"1m"', '"5m"'))
+    assert same_policy(one, 'path "a" {\n  %s = "1m"\n  capabilities = ["read"]\n}' % setting)
 
 
 def test_render_rules_is_canonical_and_round_trips():
