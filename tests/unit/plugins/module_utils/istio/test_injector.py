@@ -526,3 +526,29 @@ def test_auth_path_only_for_a_mount_other_than_the_injector_default():
     assert "vault.hashicorp.com/auth-path" in managed_keys()["annotations"]
     with pytest.raises(InjectorError):
         build_injection(auth_mount="kubernetes east")
+
+
+@pytest.mark.parametrize("option, value", [
+    ("prefix", 3), ("secret_volume_path", None), ("role", None), ("kv_field", None), ("auth_mount", 3),
+])
+def test_each_error_names_its_option(option, value):
+    with pytest.raises(InjectorError, match=r"^%s must be a non-empty string, got %r$" % (option, value)):
+        build_injection(**{option: value})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"extra_env": {"A": ["x"]}}, r"^extra_env A must be a string, got \['x'\]$"),
+    ({"extra_annotations": {"example.com/ok": None}}, r"^extra_annotations example.com/ok must be a string, got None$"),
+])
+def test_value_errors_name_the_entry(kwargs, message):
+    with pytest.raises(InjectorError, match=message):
+        build_injection(**kwargs)
+
+
+def test_length_limits_of_prefix_and_annotation_name_are_inclusive():
+    prefix = ".".join(["a" * 63] * 3 + ["a" * 61])
+    assert len(prefix) == 253 and build_injection(prefix=prefix)["annotations"][prefix + "/role"] == "istiod"
+    annotations = build_injection(extra_annotations={"example.com/" + "n" * 63: "x"})["annotations"]
+    assert annotations["example.com/" + "n" * 63] == "x"
+    with pytest.raises(InjectorError, match="not a valid Kubernetes annotation key"):
+        build_injection(extra_annotations={"example.com/" + "n" * 64: "x"})
