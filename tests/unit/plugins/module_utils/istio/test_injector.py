@@ -26,6 +26,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector im
     extract_templates,
     managed_keys,
     normalize_env,
+    render_like_the_agent,
     render_templates,
     vault_paths_read,
 )
@@ -552,3 +553,34 @@ def test_length_limits_of_prefix_and_annotation_name_are_inclusive():
     assert annotations["example.com/" + "n" * 63] == "x"
     with pytest.raises(InjectorError, match="not a valid Kubernetes annotation key"):
         build_injection(extra_annotations={"example.com/" + "n" * 64: "x"})
+
+
+def test_bundle_secret_paths_defaults_are_the_guides():
+    assert bundle_secret_paths() == {"ca-cert.pem": "istioca/cert/ca", "ca-key.pem": "secret/data/istioca",
+                                     "cert-chain.pem": "istioca/cert/ca_chain", "root-cert.pem": "pki/cert/ca"}
+    assert render_templates()["ca-key.pem"][1] == _KEY_TEMPLATE_GUIDE
+
+
+_KEY_TEMPLATE_GUIDE = '{{- with secret "secret/data/istioca" -}}\n{{ index .Data.data "ca-key.pem" }}\n{{- end }}\n'
+
+
+@pytest.mark.parametrize(("kv_mount", "kv_path"), [("secret", "data"), ("data", "istioca")])
+def test_a_bare_data_segment_is_refused_too(kv_mount, kv_path):
+    with pytest.raises(InjectorError, match="without the 'data/' API segment"):
+        bundle_secret_paths(kv_mount=kv_mount, kv_path=kv_path)
+
+
+@pytest.mark.parametrize(("name", "body", "text"), [
+    ("ca-cert.pem", None, None),  # 404
+    ("ca-cert.pem", {"data": {}}, "\n"),  # `with secret` skips its body
+    ("ca-cert.pem", {"data": {"certificate": "PEM"}}, "PEM\n"),
+    ("ca-cert.pem", {"data": {"certificate": ""}}, "\n"),  # an empty value is printed as it is
+    ("cert-chain.pem", {"data": {"other": 1}}, "<no value>\n"),
+    ("root-cert.pem", {"data": {"certificate": ""}}, "\n"),  # `"" | or (...)`
+    ("root-cert.pem", {"data": {"other": 1}}, "\n"),
+    ("ca-key.pem", {"data": {"data": {"ca-key.pem": "KEY"}}}, "KEY\n"),
+    ("ca-key.pem", {"data": {"data": "not a map", "ca-key.pem": "KEY"}}, "<no value>\n"),
+    ("ca-key.pem", {"data": {"data": {"other": "KEY"}}}, "<no value>\n"),
+])
+def test_render_like_the_agent(name, body, text):
+    assert render_like_the_agent(name, body, "ca-key.pem") == text
