@@ -558,3 +558,20 @@ def test_root_request_refuses_unusable_imports():
                                   serialization.BestAvailableEncryption(b"pw")).decode()
     with pytest.raises(MeshPkiError, match="exactly one unencrypted private key|cannot be used"):
         RootRequest(root_params(common_name=None, pem_bundle=cert_pem(make_cert(key=key)) + encrypted))
+
+
+def test_certificate_summary_diff_view_and_key_difference():
+    key = make_key("ec", 256)
+    cert = make_cert("O=Tetrate,CN=int", key=key, lifetime=datetime.timedelta(hours=1))
+    info = x509_mod.cert_info(cert)
+    assert pki_certs.summary(cert) == {"subject": "CN=int, O=Tetrate", "serial": info["serial"],
+                                       "not_before": info["not_before"], "not_after": info["not_after"],
+                                       "key_type": "ec", "key_bits": 256}
+    assert pki_certs.diff_view(cert) == {"subject": "CN=int, O=Tetrate", "serial": info["serial"],
+                                         "not_after": info["not_after"], "key": "EC 256"}
+    assert pki_certs.summary(None) == {} and pki_certs.diff_view(None) == {}
+    assert pki_certs.key_difference(cert, "ec", 256) is None
+    assert pki_certs.key_difference(cert, "rsa", 2048) == "key is EC 256, requested RSA 2048"
+    assert pki_certs.same_cert(cert, cert) and not pki_certs.same_cert(cert, make_cert(key=key))
+    assert not pki_certs.same_cert(None, cert) and not pki_certs.same_cert(cert, None)
+    assert pki_request.subject_text([]) == "(empty)"
