@@ -575,3 +575,33 @@ def test_certificate_summary_diff_view_and_key_difference():
     assert pki_certs.same_cert(cert, cert) and not pki_certs.same_cert(cert, make_cert(key=key))
     assert not pki_certs.same_cert(None, cert) and not pki_certs.same_cert(cert, None)
     assert pki_request.subject_text([]) == "(empty)"
+
+
+def test_cert_subject_pairs_label_every_attribute():
+    key = make_key("ec", 256)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "int"),
+                         x509.NameAttribute(NameOID.LOCALITY_NAME, "Sunnyvale"),
+                         x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
+                         x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@example.com")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    pairs = pki_request.cert_subject_pairs(cert)
+    assert pairs == sorted([("CN", "int"), ("L", "Sunnyvale"), ("ST", "California"),
+                            ("emailAddress", "ca@example.com")])  # no label of ours: cryptography's name
+    assert pki_request.subject_text(pairs).startswith("CN=int, L=Sunnyvale, ST=California, ")
+    subject_params = {"common_name": "int", "locality": ["Sunnyvale"], "province": ["California"]}
+    assert pki_request.Subject.from_params(subject_params).difference(cert).startswith(
+        "subject is 'CN=int, L=Sunnyvale, ST=California, ")
+
+
+@pytest.mark.parametrize("key_type, bits, message", [
+    ("rsa", 1024, "key_bits 1024 is not valid with key_type rsa: RSA keys for an Istio CA must have 2048, 3072 or "
+                  "4096 bits"),
+    ("ec", 521, "key_bits 521 is not valid with key_type ec: EC keys for an Istio CA must be P-256 .256. or "
+                "P-384 .384."),
+    ("ed25519", None, "key_type 'ed25519' is not supported: use rsa or ec"),
+])
+def test_key_spec_errors_say_what_istio_accepts(key_type, bits, message):
+    with pytest.raises(MeshPkiError, match=message):
+        pki_request.key_spec(key_type, bits)
