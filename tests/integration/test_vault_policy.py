@@ -1,6 +1,7 @@
 """vault_policy against a real OpenBao server, through real ansible-playbook runs."""
 
 import json
+import urllib.error
 import uuid
 
 import pytest
@@ -19,11 +20,21 @@ def _name():
     return "test-" + uuid.uuid4().hex[:8]
 
 
+GUIDE_TEXT = (
+    'path "secret/data/istioca" {\n  capabilities = ["read", "list"]\n}\n\n'
+    'path "istioca/cert/*" {\n  capabilities = ["read", "list"]\n}\n\n'
+    'path "pki/cert/ca" {\n  capabilities = ["read", "list"]\n}\n'
+)
+
+
 def _stored(bao, name):
+    """The policy text the server keeps, None when it has no such policy (404); any other error fails the test."""
     try:
         return bao.api("GET", "sys/policies/acl/" + name)["data"]["policy"]
-    except Exception:
-        return None
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return None
+        raise
 
 
 def _defaults(bao):
@@ -37,9 +48,9 @@ def test_four_steps_present_then_absent_and_no_writes_when_nothing_changes(bao, 
     runs = assert_four_step(playbook, present)
     writes = bao.audit.writes(since=mark)
     assert writes == [("update", "sys/policies/acl/" + name)], writes  # only the apply run wrote
-    assert 'path "pki/cert/ca"' in _stored(bao, name)
+    assert _stored(bao, name) == GUIDE_TEXT  # the rules rendered, in their order
     diff = runs[0].task("task")["result"]["diff"]
-    assert diff["before"] == "" and 'capabilities = ["read", "list"]' in diff["after"]
+    assert diff["before"] == "" and diff["after"] == GUIDE_TEXT
 
     absent = module_play("vault_policy", {"name": name, "state": "absent"}, defaults=_defaults(bao))
     mark = bao.audit.mark()
@@ -73,8 +84,19 @@ def test_a_real_difference_is_written_with_diff(bao, playbook):
     result = run.task("task")["result"]
     assert result["changed"] is True
     assert '["read"]' in result["diff"]["before"] and '"update"' in result["diff"]["after"]
-    assert '"update"' in _stored(bao, name)
+    assert _stored(bao, name) == args["policy"]
     assert "+  capabilities = [\"read\", \"update\"]" in run.stdout  # --diff is shown to the user
+
+
+def test_a_change_only_to_min_wrapping_ttl_is_written(bao, playbook):
+    """Issue #16: a rule setting that is not a capability is part of the policy's meaning."""
+    name = _name()
+    bao.api("PUT", "sys/policies/acl/" + name, {"policy": GUIDE_TEXT})
+    rules = GUIDE_RULES[:2] + [dict(GUIDE_RULES[2], min_wrapping_ttl="5m")]
+    run = playbook(module_play("vault_policy", {"name": name, "rules": rules}, defaults=_defaults(bao)))
+    assert run.rc == 0, run
+    assert run.task("task")["result"]["changed"] is True
+    assert _stored(bao, name) == GUIDE_TEXT[:-2] + '  min_wrapping_ttl = "5m"\n}\n'
 
 
 @pytest.mark.parametrize("builtin", ["root", "default"])

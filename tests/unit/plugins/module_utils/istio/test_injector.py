@@ -26,6 +26,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector im
     extract_templates,
     managed_keys,
     normalize_env,
+    render_like_the_agent,
     render_templates,
     vault_paths_read,
 )
@@ -222,6 +223,22 @@ def test_extra_env_dict_and_value_conversion():
 
 
 @pytest.mark.parametrize("extra_env", [
+    {"AUTO_RELOAD_PLUGIN_CERTS": False, "PILOT_RATIO": 0.5},
+    [{"name": "AUTO_RELOAD_PLUGIN_CERTS", "value": False}, {"name": "PILOT_RATIO", "value": 0.5}],
+])
+def test_extra_env_false_is_rendered_false_not_true(extra_env):
+    """Issue #16's surviving mutant: a False value must reach istiod as "false" (YAML's spelling), not "true"."""
+    env = build_injection(extra_env=extra_env)["env"]
+    assert env[1:] == [{"name": "AUTO_RELOAD_PLUGIN_CERTS", "value": "false"},
+                       {"name": "PILOT_RATIO", "value": "0.5"}]
+
+
+def test_extra_annotations_false_is_rendered_false():
+    annotations = build_injection(extra_annotations={"example.com/off": False, "example.com/on": True})["annotations"]
+    assert (annotations["example.com/off"], annotations["example.com/on"]) == ("false", "true")
+
+
+@pytest.mark.parametrize("extra_env", [
     [{"name": "ROOT_CA_DIR", "value": "/elsewhere"}],
     {"ROOT_CA_DIR": "/elsewhere"},
 ])
@@ -234,6 +251,8 @@ def test_extra_env_may_not_override_root_ca_dir(extra_env):
     ([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}], "sets A twice"),
     ([{"name": "1BAD", "value": "x"}], "not a valid environment variable name"),
     ([{"name": "A", "value": "x", "valueFrom": {}}], "'name' and 'value' only"),
+    ([{"value": "x"}], "'name' and 'value' only"),
+    ([{"name": "A", "valueFrom": {}}], "'name' and 'value' only"),
     (["AUTO_RELOAD_PLUGIN_CERTS=true"], "'name' and 'value' only"),
     ({"A": ["x"]}, "must be a string"),
     ("A=1", "list of"),
@@ -508,3 +527,60 @@ def test_auth_path_only_for_a_mount_other_than_the_injector_default():
     assert "vault.hashicorp.com/auth-path" in managed_keys()["annotations"]
     with pytest.raises(InjectorError):
         build_injection(auth_mount="kubernetes east")
+
+
+@pytest.mark.parametrize("option, value", [
+    ("prefix", 3), ("secret_volume_path", None), ("role", None), ("kv_field", None), ("auth_mount", 3),
+])
+def test_each_error_names_its_option(option, value):
+    with pytest.raises(InjectorError, match=r"^%s must be a non-empty string, got %r$" % (option, value)):
+        build_injection(**{option: value})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"extra_env": {"A": ["x"]}}, r"^extra_env A must be a string, got \['x'\]$"),
+    ({"extra_annotations": {"example.com/ok": None}}, r"^extra_annotations example.com/ok must be a string, got None$"),
+])
+def test_value_errors_name_the_entry(kwargs, message):
+    with pytest.raises(InjectorError, match=message):
+        build_injection(**kwargs)
+
+
+def test_length_limits_of_prefix_and_annotation_name_are_inclusive():
+    prefix = ".".join(["a" * 63] * 3 + ["a" * 61])
+    assert len(prefix) == 253 and build_injection(prefix=prefix)["annotations"][prefix + "/role"] == "istiod"
+    annotations = build_injection(extra_annotations={"example.com/" + "n" * 63: "x"})["annotations"]
+    assert annotations["example.com/" + "n" * 63] == "x"
+    with pytest.raises(InjectorError, match="not a valid Kubernetes annotation key"):
+        build_injection(extra_annotations={"example.com/" + "n" * 64: "x"})
+
+
+def test_bundle_secret_paths_defaults_are_the_guides():
+    assert bundle_secret_paths() == {"ca-cert.pem": "istioca/cert/ca", "ca-key.pem": "secret/data/istioca",
+                                     "cert-chain.pem": "istioca/cert/ca_chain", "root-cert.pem": "pki/cert/ca"}
+    assert render_templates()["ca-key.pem"][1] == _KEY_TEMPLATE_GUIDE
+
+
+_KEY_TEMPLATE_GUIDE = '{{- with secret "secret/data/istioca" -}}\n{{ index .Data.data "ca-key.pem" }}\n{{- end }}\n'
+
+
+@pytest.mark.parametrize(("kv_mount", "kv_path"), [("secret", "data"), ("data", "istioca")])
+def test_a_bare_data_segment_is_refused_too(kv_mount, kv_path):
+    with pytest.raises(InjectorError, match="without the 'data/' API segment"):
+        bundle_secret_paths(kv_mount=kv_mount, kv_path=kv_path)
+
+
+@pytest.mark.parametrize(("name", "body", "text"), [
+    ("ca-cert.pem", None, None),  # 404
+    ("ca-cert.pem", {"data": {}}, "\n"),  # `with secret` skips its body
+    ("ca-cert.pem", {"data": {"certificate": "PEM"}}, "PEM\n"),
+    ("ca-cert.pem", {"data": {"certificate": ""}}, "\n"),  # an empty value is printed as it is
+    ("cert-chain.pem", {"data": {"other": 1}}, "<no value>\n"),
+    ("root-cert.pem", {"data": {"certificate": ""}}, "\n"),  # `"" | or (...)`
+    ("root-cert.pem", {"data": {"other": 1}}, "\n"),
+    ("ca-key.pem", {"data": {"data": {"ca-key.pem": "KEY"}}}, "KEY\n"),
+    ("ca-key.pem", {"data": {"data": "not a map", "ca-key.pem": "KEY"}}, "<no value>\n"),
+    ("ca-key.pem", {"data": {"data": {"other": "KEY"}}}, "<no value>\n"),
+])
+def test_render_like_the_agent(name, body, text):
+    assert render_like_the_agent(name, body, "ca-key.pem") == text

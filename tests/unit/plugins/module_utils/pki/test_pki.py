@@ -169,6 +169,22 @@ def test_subject_needs_a_common_name_and_ignores_empty_values():
     assert subject.pairs() == [("CN", "x")] and subject.payload() == {"common_name": "x"}
 
 
+def test_subject_from_params_keeps_every_attribute():
+    """Issue #16's surviving mutant: from_params could drop O/OU/L/ST/C and only the common name reached Vault."""
+    params = {"common_name": "tetrate.io Intermediate", "organization": ["Tetrate"], "ou": ["Mesh", "CA"],
+              "locality": ["Sunnyvale"], "province": ["California"], "country": ["US"]}
+    subject = pki_request.Subject.from_params(params)
+    assert subject.payload() == params
+    assert subject.text == ("CN=tetrate.io Intermediate, O=Tetrate, OU=CA, OU=Mesh, L=Sunnyvale, ST=California, "
+                            "C=US")
+
+
+@pytest.mark.parametrize("option", ["organization", "ou", "locality", "province", "country"])
+def test_subject_from_params_checks_every_list(option):
+    with pytest.raises(MeshPkiError, match=r"%s\[1\]" % option):
+        pki_request.Subject.from_params({"common_name": "x", option: ["fine", "bad\nline"]})
+
+
 @pytest.mark.parametrize("secs, text", [
     (157680000, "43800h (5.0 years)"), (31535998, "8760h (365.0 days)"), (31535940, "8759h59m (365.0 days)"),
     (7200, "2h"), (90000, "25h (1.0 days)"), (90, "90s"),
@@ -250,6 +266,39 @@ def test_max_lease_ttl_reads_the_tuning_only_when_the_mount_has_none():
     assert pki_issuers.max_lease_ttl_of(fake, "pki", {"config": {"max_lease_ttl": 31536000}}) == 31536000
     assert fake.log == []
     assert pki_issuers.max_lease_ttl_of(fake, "pki", {"config": {"max_lease_ttl": 0}}) == 2764800
+
+
+@pytest.mark.parametrize("info", [None, {}, {"config": None}, {"config": {}}, {"config": {"max_lease_ttl": None}}])
+@pytest.mark.parametrize("tune, expected", [
+    ({"data": {"max_lease_ttl": 2764800}}, 2764800),
+    ({"max_lease_ttl": 86400}, 86400),  # a client that answers the data without its wrapper
+    ({"data": {}}, 0), (None, 0),
+])
+def test_max_lease_ttl_of_an_untuned_mount_is_the_tuning(info, tune, expected):
+    fake = FakeClient({("GET", "sys/mounts/istioca/tune"): tune})
+    assert pki_issuers.max_lease_ttl_of(fake, "istioca", info) == expected
+    assert fake.paths() == ["sys/mounts/istioca/tune"]
+
+
+def test_max_lease_ttl_of_a_tuned_mount_as_text():
+    fake = FakeClient()
+    assert pki_issuers.max_lease_ttl_of(fake, "pki", {"config": {"max_lease_ttl": "3600"}}) == 3600
+    assert fake.log == []
+
+
+def test_issuer_chain_certs_skip_itself_and_what_does_not_parse():
+    """Issue #16's surviving mutant: the chain above an issuer is ca_chain minus the issuer's own certificate
+    (Vault lists it first) and minus entries that are not certificates, in Vault's order."""
+    root = make_cert("CN=root")
+    middle = make_cert("CN=middle")
+    cert = make_cert("CN=int")
+    body = issuer_body(cert, chain=[middle, root])
+    body["data"]["ca_chain"].insert(1, "not a certificate")
+    issuer = pki_issuers.Issuer.from_response("istioca", body)
+    assert issuer.chain_certs() == [middle, root]
+    assert issuer.ca_chain[1] == "not a certificate\n" and issuer.certificate == cert_pem(cert)
+    alone = pki_issuers.Issuer.from_response("pki", {"data": {"issuer_id": "r", "certificate": cert_pem(root)}})
+    assert alone.chain_certs() == [] and alone.key_id == "" and alone.ca_chain == []
 
 
 def test_read_default_issuer():
@@ -509,3 +558,50 @@ def test_root_request_refuses_unusable_imports():
                                   serialization.BestAvailableEncryption(b"pw")).decode()
     with pytest.raises(MeshPkiError, match="exactly one unencrypted private key|cannot be used"):
         RootRequest(root_params(common_name=None, pem_bundle=cert_pem(make_cert(key=key)) + encrypted))
+
+
+def test_certificate_summary_diff_view_and_key_difference():
+    key = make_key("ec", 256)
+    cert = make_cert("O=Tetrate,CN=int", key=key, lifetime=datetime.timedelta(hours=1))
+    info = x509_mod.cert_info(cert)
+    assert pki_certs.summary(cert) == {"subject": "CN=int, O=Tetrate", "serial": info["serial"],
+                                       "not_before": info["not_before"], "not_after": info["not_after"],
+                                       "key_type": "ec", "key_bits": 256}
+    assert pki_certs.diff_view(cert) == {"subject": "CN=int, O=Tetrate", "serial": info["serial"],
+                                         "not_after": info["not_after"], "key": "EC 256"}
+    assert pki_certs.summary(None) == {} and pki_certs.diff_view(None) == {}
+    assert pki_certs.key_difference(cert, "ec", 256) is None
+    assert pki_certs.key_difference(cert, "rsa", 2048) == "key is EC 256, requested RSA 2048"
+    assert pki_certs.same_cert(cert, cert) and not pki_certs.same_cert(cert, make_cert(key=key))
+    assert not pki_certs.same_cert(None, cert) and not pki_certs.same_cert(cert, None)
+    assert pki_request.subject_text([]) == "(empty)"
+
+
+def test_cert_subject_pairs_label_every_attribute():
+    key = make_key("ec", 256)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "int"),
+                         x509.NameAttribute(NameOID.LOCALITY_NAME, "Sunnyvale"),
+                         x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
+                         x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ca@example.com")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    pairs = pki_request.cert_subject_pairs(cert)
+    assert pairs == sorted([("CN", "int"), ("L", "Sunnyvale"), ("ST", "California"),
+                            ("emailAddress", "ca@example.com")])  # no label of ours: cryptography's name
+    assert pki_request.subject_text(pairs).startswith("CN=int, L=Sunnyvale, ST=California, ")
+    subject_params = {"common_name": "int", "locality": ["Sunnyvale"], "province": ["California"]}
+    assert pki_request.Subject.from_params(subject_params).difference(cert).startswith(
+        "subject is 'CN=int, L=Sunnyvale, ST=California, ")
+
+
+@pytest.mark.parametrize("key_type, bits, message", [
+    ("rsa", 1024, "key_bits 1024 is not valid with key_type rsa: RSA keys for an Istio CA must have 2048, 3072 or "
+                  "4096 bits"),
+    ("ec", 521, "key_bits 521 is not valid with key_type ec: EC keys for an Istio CA must be P-256 .256. or "
+                "P-384 .384."),
+    ("ed25519", None, "key_type 'ed25519' is not supported: use rsa or ec"),
+])
+def test_key_spec_errors_say_what_istio_accepts(key_type, bits, message):
+    with pytest.raises(MeshPkiError, match=message):
+        pki_request.key_spec(key_type, bits)

@@ -21,3 +21,15 @@ def test_to_seconds_rejects(value):
 @pytest.mark.parametrize("seconds, text", [(31536000, "8760h"), (600, "10m"), (90, "90s"), (0, "0s"), (None, None)])
 def test_to_text(seconds, text):
     assert to_text(seconds) == text
+
+
+@pytest.mark.parametrize("value", [-5, -0.5, -3600.0])
+def test_to_seconds_rejects_negative_numbers(value):
+    # A negative number passes the text checks (it is not text): the sign check alone stops it, and names the option.
+    with pytest.raises(ValueError, match=r"^ttl must not be negative \(got %r\)$" % value):
+        to_seconds(value, "ttl")
+
+
+def test_to_seconds_names_a_duration_by_default():
+    with pytest.raises(ValueError, match=r"^duration 'soon' is not a duration"):
+        to_seconds("soon")

@@ -63,9 +63,27 @@ def test_unparseable_text_falls_back_to_whitespace_insensitive_compare():
     assert not same_policy('path "x" {capabilities = ["read" }', 'path "y" { capabilities = ["read" }')
 
 
-def test_non_path_blocks_are_refused_by_the_parser():
-    with pytest.raises(PolicyParseError):
-        canonical_policy('name = "x"')
+@pytest.mark.parametrize("text, found", [
+    ('name = "x"', "'name'"),
+    ('path = "x"', "'path'"),  # an attribute named path, not a block
+    ('key "x" { capabilities = ["read"] }', "'key'"),  # a block with one label, not named path
+    ('path { capabilities = ["read"] }', "'path'"),  # a path block without its label
+    ('path "a" "b" { capabilities = ["read"] }', "'path'"),  # two labels
+])
+def test_non_path_blocks_are_refused_by_the_parser(text, found):
+    """Issue #16's surviving mutant: each of the three conditions alone refuses the item."""
+    with pytest.raises(PolicyParseError, match=r"only 'path \"<path>\" \{ ... \}' blocks belong in a policy "
+                                               r"\(found %s\)" % found):
+        canonical_policy('path "ok" { capabilities = ["read"] }\n' + text)
+
+
+@pytest.mark.parametrize("setting", ["min_wrapping_ttl", "max_wrapping_ttl"])
+def test_a_different_value_of_a_setting_is_a_different_policy(setting):
+    """Issue #16's surviving mutant (a value read as None): '1m' and '5m' must not compare equal."""
+    one = 'path "a" { capabilities = ["read"]\n %s = "1m" }' % setting
+    assert canonical_policy(one) == {"a": {"capabilities": ["read"], setting: "1m"}}
+    assert not same_policy(one, one.replace('"1m"', '"5m"'))
+    assert same_policy(one, 'path "a" {\n  %s = "1m"\n  capabilities = ["read"]\n}' % setting)
 
 
 def test_render_rules_is_canonical_and_round_trips():
@@ -143,3 +161,80 @@ def test_policies_merge_per_path_string_only():
     merged = merge_policies(named, default)
     assert grants(merged, "secret/data/istioca") == (False, "secret/data/istioca", ["deny", "read"])
     assert grants(merged, "secret/data/other")[0] is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the parser: what it accepts, what it refuses and what its errors say
+# ---------------------------------------------------------------------------------------------------------
+
+def test_an_unexpected_character_is_reported_with_its_line():
+    text = '# header\npath "a" {\n  capabilities = ["read"];\n}\n'
+    with pytest.raises(PolicyParseError, match=r"^unexpected character ';' on line 3$"):
+        canonical_policy(text)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('path "a" x { capabilities = ["read"] }', r"^expected \{ but found 'x'$"),
+    ('path "a" [ capabilities = ["read"] }', r"^expected \{ but found '\['$"),
+    ('path "a"', r"^expected \{ but found None$"),
+    ('path "a" { capabilities = ["read"] } }', r"^expected a key but found '\}'$"),
+])
+def test_structural_errors_say_what_was_expected(text, message):
+    with pytest.raises(PolicyParseError, match=message):
+        canonical_policy(text)
+
+
+def test_settings_may_use_colons_numbers_bare_words_and_heredocs():
+    text = ('path "a" {\n  capabilities: ["read"]\n  max_wrapping_ttl = 3600\n  flag = true\n'
+            '  note = <<EOT\nline one\nline two \nEOT\n}\n')
+    assert canonical_policy(text) == {"a": {"capabilities": ["read"], "max_wrapping_ttl": "3600", "flag": "true",
+                                            "note": "line one\nline two "}}
+
+
+def test_json_policy_with_a_list_of_settings_per_path():
+    text = '{"path": {"a": [{"capabilities": ["read"]}, {"capabilities": ["update"]}]}}'
+    assert canonical_policy(text) == {"a": {"capabilities": ["read"]}}  # the first entry is the one read
+
+
+def test_render_rules_writes_nested_settings_and_booleans_as_hcl():
+    text = render_rules([{"path": "a", "capabilities": ["update"],
+                          "allowed_parameters": {"ttl": ["1h"], "format": {"pem": True, "der": False}}}])
+    assert text == ('path "a" {\n'
+                    '  capabilities = ["update"]\n'
+                    '  allowed_parameters = {\n'
+                    '    "format" = {\n'
+                    '      "der" = false\n'
+                    '      "pem" = true\n'
+                    '    }\n'
+                    '    "ttl" = ["1h"]\n'
+                    '  }\n'
+                    '}\n')
+
+
+@pytest.mark.parametrize("patterns, path, winner", [
+    (["a/+/cc", "a/b/+"], "a/b/cc", "a/b/+"),  # the first wildcard later wins, though shorter
+    (["a/+/c/+", "a/b/+/d"], "a/b/c/d", "a/b/+/d"),  # the FIRST '+' counts, not the last
+    (["a/*", "a/+/c"], "a/b/c", "a/+/c"),  # same first wildcard: not ending in '*' wins
+    (["a/+/+/dddd/+", "a/+/c/+/e"], "a/b/c/dddd/e", "a/+/c/+/e"),  # then fewer '+', though shorter
+])
+def test_rule_priority_of_wildcards(patterns, path, winner):
+    text = "".join('path "%s" { capabilities = ["read"] }\n' % pattern for pattern in patterns)
+    assert _grants(text, path) == (True, winner, ["read"])
+    reversed_text = "".join('path "%s" { capabilities = ["read"] }\n' % pattern for pattern in reversed(patterns))
+    assert _grants(reversed_text, path)[1] == winner
+
+
+def test_segment_wildcards_and_prefixes_match_whole_segments():
+    text = 'path "secret/data/ist*" { capabilities = ["read"] }\npath "a/+" { capabilities = ["read"] }\n'
+    assert _grants(text, "secret/data/istioca")[0]
+    assert _grants(text, "secret/data/other") == (False, None, [])
+    assert _grants(text, "a/b") == (True, "a/+", ["read"])
+    assert _grants(text, "a/b/c") == (False, None, [])  # '+' is one segment, not more
+    assert _grants('path "a/b/c*" { capabilities = ["read"] }', "a/b") == (False, None, [])
+
+
+def test_the_requested_path_loses_its_surrounding_slashes_only():
+    text = 'path "pki/cert/ca" { capabilities = ["read"] }\npath "a/*" { capabilities = ["list"] }\n'
+    assert _grants(text, "/pki/cert/ca/") == (True, "pki/cert/ca", ["read"])
+    # a requested path ending in '*' is a path like any other: the rule "a/*" is a prefix rule, never exact
+    assert _grants(text + 'path "a/+" { capabilities = ["read"] }\n', "a/*") == (True, "a/+", ["read"])

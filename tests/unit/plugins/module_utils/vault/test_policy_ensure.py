@@ -111,3 +111,31 @@ def test_policy_text_gets_a_final_newline():
     vault = FakeVault()
     _module, result = run(vault, policy='path "x" { capabilities = ["read"] }')
     assert vault.body("PUT", PATH) == {"policy": 'path "x" { capabilities = ["read"] }\n'}
+
+
+@pytest.mark.parametrize("answers, params, message", [
+    ({("GET", PATH): 403}, {"rules": RULES},
+     "Failed to read policy '%s': permission denied - the token needs 'read' on" % PATH),
+    ({**stored(), ("PUT", PATH): 403}, {"rules": RULES[:1]},
+     "Failed to write policy '%s': permission denied - the token needs 'create' or 'update' on" % PATH),
+    ({**stored(), ("DELETE", PATH): 403}, {"state": "absent"},
+     "Failed to delete policy '%s': permission denied - the token needs 'delete' on" % PATH),
+])
+def test_a_refused_request_says_what_was_tried_and_the_capability_it_needs(answers, params, message):
+    with pytest.raises(MeshPkiError, match=message):
+        run(FakeVault(answers), **params)
+
+
+@pytest.mark.parametrize("params", [{"rules": RULES}, {"rules": RULES[:1]}, {"state": "absent"}])
+def test_the_result_names_the_policy(params):
+    _module, result = run(FakeVault(stored()), **params)
+    assert result["name"] == "istioca"
+    assert result["diff"]["before_header"] == result["diff"]["after_header"] == PATH
+
+
+@pytest.mark.parametrize("text", ['path "a" { capabilities = ["read"] }\n', 'path "a" { capabilities = ["read"] }'])
+def test_policy_text_gets_exactly_one_final_newline(text):
+    vault = FakeVault()
+    _module, result = run(vault, policy=text)
+    assert vault.body("PUT", PATH) == {"policy": 'path "a" { capabilities = ["read"] }\n'}
+    assert result["policy"] == 'path "a" { capabilities = ["read"] }\n'
