@@ -88,6 +88,7 @@ REPORT = os.path.join(OUTPUT, "mutation-report.md")
 SURVIVORS = os.path.join(OUTPUT, "mutation-survivors.txt")
 RUN_INFO = os.path.join(WORK, "run.json")
 
+
 # --- which files -------------------------------------------------------------------------------------------
 
 def repo_files():
@@ -245,7 +246,7 @@ def _message_root(path):
     for i in range(len(path) - 1, -1, -1):
         node, field, index = path[i]
         if isinstance(node, ast.Call) and i > 0:
-            parent, parent_field, _ = path[i - 1]
+            parent, parent_field, _index = path[i - 1]
             if isinstance(parent, ast.Raise) and parent_field == "exc" and field == "args" and index == 0:
                 return i
         if isinstance(node, ast.Call):
@@ -304,8 +305,8 @@ def message_only(orig_source, mutant_source):
         if root is None or not _only_builds_text(path[root + 1:]):
             return False
         steps = path[root + 1:]
-        printf = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and f == "left" for n, f, _ in steps)
-        formatted = any(isinstance(n, ast.Attribute) and n.attr == "format" and f == "value" for n, f, _ in steps)
+        printf = any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Mod) and f == "left" for n, f, _index in steps)
+        formatted = any(isinstance(n, ast.Attribute) and n.attr == "format" and f == "value" for n, f, _index in steps)
         if printf and _PRINTF.findall(old) != _PRINTF.findall(new):
             return False
         if formatted and _format_fields(old) != _format_fields(new):
@@ -385,7 +386,7 @@ def collect(targets, count_messages):
 
 
 def _natural(name):
-    head, _, num = name.rpartition("__mutmut_")
+    head, _sep, num = name.rpartition("__mutmut_")
     return (head, int(num) if num.isdigit() else 0)
 
 

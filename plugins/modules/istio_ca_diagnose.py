@@ -127,7 +127,7 @@ options:
         valid 10 minutes, as C(kubectl create token) does) with O(kubeconfig) and O(context), instead of
         O(istiod_jwt).
       - Needs C(create) on C(serviceaccounts/token) in that namespace.
-      - Was O(request_jwt) before 0.2.0.
+      - Was C(request_jwt) before 0.2.0.
     type: bool
     default: false
     version_added: 0.2.0

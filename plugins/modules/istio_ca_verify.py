@@ -307,9 +307,9 @@ ARGUMENT_SPEC = module_spec(dict(
     vault_paths=dict(type="dict", options=ca_layout_spec()),
     read_with_policy=dict(type="str"),
     policy_check=dict(type="str", choices=["token", "rules"], default="token"),
-    auth_role=dict(type="dict", options=dict(kubernetes_auth_mount=dict(type="str", default="kubernetes",
-                                                                       aliases=["mount"]),
-                                             name=dict(type="str", required=True))),
+    auth_role=dict(type="dict", options=dict(
+        kubernetes_auth_mount=dict(type="str", default="kubernetes", aliases=["mount"]),
+        name=dict(type="str", required=True))),
     min_days_left=dict(type="int"),
 ))
 SOURCES = ("path", "vault_paths")

@@ -36,9 +36,10 @@ def tracebacks(monkeypatch):
     monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: True)
 
 
-def execute(args, fn, spec=LOCAL_SPEC, **kwargs):
+def execute(args, fn, spec=None, **kwargs):
     """Build MeshPkiModule(spec, **kwargs) with ``args`` (plus Ansible's internal ones) and run ``fn``; returns
     (result, exit code, stdout)."""
+    spec = LOCAL_SPEC if spec is None else spec
     args = dict({"_ansible_module_name": "meshpki.vault_ca.test_runtime"}, **args)
     kwargs.setdefault("vault", spec is not LOCAL_SPEC)
     out = io.StringIO()

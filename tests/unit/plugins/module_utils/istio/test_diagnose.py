@@ -320,8 +320,8 @@ def test_key_in_kv_not_matching_the_intermediate(healthy):
 
 
 @pytest.mark.parametrize("secret, words", [
-    ({"data": {"data": {"other": "x"}, "metadata": {"version": 3}}}, "(version 3) has no field 'ca-key.pem' "
-                                                                      "(fields: other)"),
+    ({"data": {"data": {"other": "x"}, "metadata": {"version": 3}}},
+     "(version 3) has no field 'ca-key.pem' (fields: other)"),
     ({"data": {"data": {"ca-key.pem": "not a key"}, "metadata": {"version": 1}}}, "is not a usable private key"),
 ])
 def test_key_field_missing_or_unusable(healthy, secret, words):

@@ -42,7 +42,8 @@ def served(data):
 def test_a_new_role_is_written_with_durations_in_seconds_and_read_back():
     after = dict(AS_WRITTEN, token_ttl=0, alias_name_source="serviceaccount_uid")
     vault = FakeVault({("GET", ROLE): [404, served(after)]})
-    _module, result = role_task(vault, **dict(GUIDE_ROLE, bound_service_account_names=["istiod-service-account"] * 2))
+    params = dict(GUIDE_ROLE, bound_service_account_names=["istiod-service-account"] * 2)
+    _module, result = role_task(vault, **params)
     assert result["changed"] and vault.writes() == [("POST", ROLE)]
     assert vault.body("POST", ROLE) == AS_WRITTEN
     assert result["role"] == after and result["changed_fields"] == sorted(AS_WRITTEN)
@@ -55,7 +56,8 @@ def test_the_same_role_in_legacy_names_and_other_units_is_no_change():
               "bound_service_account_namespaces": ["istio-system"], "policies": ["istioca"], "period": 600,
               "token_policies": [], "token_period": 0}
     vault = FakeVault({("GET", ROLE): served(legacy)})
-    _module, result = role_task(vault, **dict(GUIDE_ROLE, period="10m"))
+    params = dict(GUIDE_ROLE, period="10m")
+    _module, result = role_task(vault, **params)
     assert not result["changed"] and vault.writes() == [] and result["changed_fields"] == []
     assert result["role"]["token_period"] == 600 and "period" not in result["role"]
 
@@ -63,14 +65,16 @@ def test_the_same_role_in_legacy_names_and_other_units_is_no_change():
 def test_only_the_changed_fields_are_written():
     vault = FakeVault({("GET", ROLE): [served(dict(AS_WRITTEN, token_ttl=0)),
                                        served(dict(AS_WRITTEN, token_period=300))]})
-    _module, result = role_task(vault, **dict(GUIDE_ROLE, period="5m"))
+    params = dict(GUIDE_ROLE, period="5m")
+    _module, result = role_task(vault, **params)
     assert result["changed"] and result["changed_fields"] == ["token_period"]
     assert vault.body("POST", ROLE) == {"token_period": 300}
 
 
 def test_check_mode_shows_the_role_as_it_would_be_and_writes_nothing():
     vault = FakeVault({("GET", ROLE): served(AS_WRITTEN)})
-    _module, result = role_task(vault, check_mode=True, **dict(GUIDE_ROLE, policies=["istioca", "extra"]))
+    params = dict(GUIDE_ROLE, policies=["istioca", "extra"])
+    _module, result = role_task(vault, check_mode=True, **params)
     assert result["changed"] and vault.writes() == []
     assert result["role"] == dict(AS_WRITTEN, token_policies=["istioca", "extra"])
 
@@ -89,7 +93,8 @@ def test_absent_deletes_the_role_and_a_missing_one_is_no_change():
 def test_the_mount_has_one_name_and_keeps_its_old_one_as_alias(option):
     path = "auth/kubernetes-east/role/istiod"
     vault = FakeVault({("GET", path): [404, served(AS_WRITTEN)]})
-    _module, result = role_task(vault, **dict(GUIDE_ROLE, **{option: "/kubernetes-east/"}))
+    params = dict(GUIDE_ROLE, **{option: "/kubernetes-east/"})
+    _module, result = role_task(vault, **params)
     assert vault.writes() == [("POST", path)]
     assert result["kubernetes_auth_mount"] == result["mount"] == "kubernetes-east"
 

@@ -32,8 +32,8 @@ def test_a_missing_device_is_enabled_with_string_options():
     vault = FakeVault(listed())
     result = run(vault, options={"file_path": "/vault/a.log", "mode": 600}, description="the guide's trail")
     assert result["changed"] and vault.writes() == [("POST", "sys/audit/file")]
-    assert vault.body("POST", "sys/audit/file") == {"type": "file", "description": "the guide's trail",
-                                                     "options": {"file_path": "/vault/a.log", "mode": "600"}}
+    assert vault.body("POST", "sys/audit/file") == {
+        "type": "file", "description": "the guide's trail", "options": {"file_path": "/vault/a.log", "mode": "600"}}
     assert result["path"] == "file"
     assert result["diff"] == {"before": {}, "after": {"type": "file",
                                                       "options": {"file_path": "/vault/a.log", "mode": "600"}}}

@@ -52,5 +52,5 @@ def test_validation_errors_surface_from_authenticator_for():
 
 
 def test_every_secret_option_is_no_log():
-    assert [name for name, spec in AUTH_ARGSPEC.items() if spec.get("no_log")] == ["token", "secret_id", "password",
-                                                                                    "jwt"]
+    secret = [name for name, spec in AUTH_ARGSPEC.items() if spec.get("no_log")]
+    assert secret == ["token", "secret_id", "password", "jwt"]
