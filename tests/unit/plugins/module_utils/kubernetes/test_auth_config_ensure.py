@@ -43,7 +43,7 @@ def test_a_new_role_is_written_with_durations_in_seconds_and_read_back():
     after = dict(AS_WRITTEN, token_ttl=0, alias_name_source="serviceaccount_uid")
     vault = FakeVault({("GET", ROLE): [404, served(after)]})
     params = dict(GUIDE_ROLE, bound_service_account_names=["istiod-service-account"] * 2)
-    _module, result = role_task(vault, **params)
+    _module, result = role_task(vault, **params)  # pylint: disable=repeated-keyword
     assert result["changed"] and vault.writes() == [("POST", ROLE)]
     assert vault.body("POST", ROLE) == AS_WRITTEN
     assert result["role"] == after and result["changed_fields"] == sorted(AS_WRITTEN)
@@ -57,7 +57,7 @@ def test_the_same_role_in_legacy_names_and_other_units_is_no_change():
               "token_policies": [], "token_period": 0}
     vault = FakeVault({("GET", ROLE): served(legacy)})
     params = dict(GUIDE_ROLE, period="10m")
-    _module, result = role_task(vault, **params)
+    _module, result = role_task(vault, **params)  # pylint: disable=repeated-keyword
     assert not result["changed"] and vault.writes() == [] and result["changed_fields"] == []
     assert result["role"]["token_period"] == 600 and "period" not in result["role"]
 
@@ -66,7 +66,7 @@ def test_only_the_changed_fields_are_written():
     vault = FakeVault({("GET", ROLE): [served(dict(AS_WRITTEN, token_ttl=0)),
                                        served(dict(AS_WRITTEN, token_period=300))]})
     params = dict(GUIDE_ROLE, period="5m")
-    _module, result = role_task(vault, **params)
+    _module, result = role_task(vault, **params)  # pylint: disable=repeated-keyword
     assert result["changed"] and result["changed_fields"] == ["token_period"]
     assert vault.body("POST", ROLE) == {"token_period": 300}
 
@@ -74,7 +74,7 @@ def test_only_the_changed_fields_are_written():
 def test_check_mode_shows_the_role_as_it_would_be_and_writes_nothing():
     vault = FakeVault({("GET", ROLE): served(AS_WRITTEN)})
     params = dict(GUIDE_ROLE, policies=["istioca", "extra"])
-    _module, result = role_task(vault, check_mode=True, **params)
+    _module, result = role_task(vault, check_mode=True, **params)  # pylint: disable=repeated-keyword
     assert result["changed"] and vault.writes() == []
     assert result["role"] == dict(AS_WRITTEN, token_policies=["istioca", "extra"])
 
