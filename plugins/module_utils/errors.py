@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 try:
     import hvac.exceptions as hvac_exc
     import requests.exceptions as req_exc
-except ImportError:  # reported by VaultModule through missing_required_lib
+except ImportError:  # reported by MeshPkiModule.requires() through missing_required_lib
     hvac_exc = None
     req_exc = None
 

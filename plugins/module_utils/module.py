@@ -45,16 +45,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection 
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.paths import check_path_options
 
-try:
-    import hvac
-except ImportError:
-    HAS_HVAC = False
-    HVAC_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_HVAC = True
-    HVAC_IMPORT_ERROR = None
-
-
 # The option sets modules share, by name (module_spec(shared=...)); the CA layout may be taken in part.
 SHARED_ARGSPECS = {"connection": CONNECTION_ARGSPEC, "auth": AUTH_ARGSPEC, "ca_layout": CA_LAYOUT_ARGSPEC}
 VAULT_SHARED = ("connection", "auth")
@@ -173,7 +163,7 @@ class GuardedModule(AnsibleModule):
 def _hvac_version():
     try:
         from importlib.metadata import version
-        return version(hvac.__name__)
+        return version("hvac")
     except Exception:  # metadata missing (vendored hvac): the version is only informative
         return None
 
@@ -238,15 +228,3 @@ class MeshPkiModule(GuardedModule):
         if not self._diff:
             result.pop("diff", None)
         self.exit_json(**result)
-
-
-class VaultModule(MeshPkiModule):
-    """Transitional (issue #16): the old entry of modules not yet on MeshPkiModule(module_spec(...)).run(fn); its
-    own options still win over shared ones. Removed when the last module moves."""
-
-    def __init__(self, argument_spec, hvac_required=True, path_options=None, **kwargs):
-        spec = dict(CONNECTION_ARGSPEC)
-        spec.update(AUTH_ARGSPEC)
-        spec.update(argument_spec)
-        super(VaultModule, self).__init__(spec, vault=True, path_options=path_options, hvac_required=hvac_required,
-                                          **kwargs)

@@ -2,7 +2,7 @@
 # Copyright (c) meshpki.vault_ca contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""THE checks of hostile input, used by every module (through VaultModule / GuardedModule) and by the
+"""THE checks of hostile input, used by every module (through MeshPkiModule / GuardedModule) and by the
 role (through the ``meshpki.vault_ca.input_problems`` filter), before the first request:
 
 - ``check_path(option, value, kind)``: an option that becomes part of a Vault path (a mount, a KV path, a
