@@ -31,13 +31,14 @@ function differs from the original only in the values of str literals (the synta
 equal), and every changed literal is text of a message, that is:
 
 1. it is inside a message argument: the first positional argument of the exception call in
-   ``raise SomeError(<message>, ...)``; the first positional argument of ``<x>.warnings.append/extend(...)``,
-   ``<x>.warn(...)`` or ``<x>.deprecate(...)``; the ``msg=`` keyword of ``<x>.fail_json/exit_json(...)``; the
-   ``action=`` keyword of the Vault client's calls (``<x>client.read/list/write/delete/request(...)``: the
-   client uses it only to word its errors, "cannot <action> <path>: ...", see vault/client.py);
+   ``raise SomeError(<message>, ...)``, or an argument listed in MESSAGE_ARGUMENTS below: the module's
+   warnings (``<x>.warnings.append/extend``, ``<x>.warn``, ``<x>.deprecate``), ``fail_json/exit_json(msg=)``,
+   the ``action=`` verb phrase the Vault client words its errors with ("cannot <action> <path>: ..."), the
+   detail of a check in istio/bundle.py's report (what istio_ca_verify fails with);
 2. it is reached from there only through string building: ``+``, ``%`` (either side), tuples and lists,
-   f-strings, ``str.format`` and ``str.join`` (receiver or arguments), the two branches of ``a if c else b``
-   (not through a dict, an index, another call: ``"%(k)s" % {"XXkXX": v}`` fails with KeyError);
+   f-strings, ``str.format`` and ``str.join`` (receiver or arguments), ``a or "text"``, the two branches of
+   ``a if c else b`` (not through a dict, an index, a comparison, another call: ``"%(k)s" % {"XXkXX": v}``
+   fails with KeyError, ``info["XXserialXX"]`` too, ``a if mode == "XXgenerateXX" else b`` picks the wrong text);
 3. if it is the left side of ``%``, its printf conversions are unchanged, and if ``.format`` is called on it,
    its fields are unchanged: mutmut's upper-casing turns ``%s`` into ``%S``, and that mutant raises
    "ValueError: unsupported format character" instead of the error meant - it is scored.
@@ -187,10 +188,26 @@ def _run_quietly(cmd, env, every=60):
 # --- message-only mutants ------------------------------------------------------------------------------------
 
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]")
-_MESSAGE_METHODS = {"warn", "deprecate"}
-_WARNINGS_METHODS = {"append", "extend"}
-_MSG_KEYWORD_METHODS = {"fail_json", "exit_json"}
-_CLIENT_METHODS = {"read", "list", "write", "delete", "request"}  # vault.client.VaultClient: action= only words errors
+# Message arguments besides ``raise SomeError(<message>, ...)``: (function or method name, the receiver's name
+# ends with - "" for any receiver or none -, positional index or None, keyword or None).
+MESSAGE_ARGUMENTS = [
+    ("append", "warnings", 0, None),  # self.warnings.append(...): the module's warnings
+    ("extend", "warnings", 0, None),
+    ("warn", "", 0, "msg"),  # module.warn(...), warnings.warn(...)
+    ("deprecate", "", 0, "msg"),
+    ("fail_json", "", None, "msg"),
+    ("exit_json", "", None, "msg"),
+    # vault/client.py's VaultClient uses action= only to word its errors ("cannot <action> <path>: ...")
+    ("read", "client", None, "action"),
+    ("list", "client", None, "action"),
+    ("write", "client", None, "action"),
+    ("delete", "client", None, "action"),
+    ("request", "client", 2, "action"),
+    ("_write", "self", 2, "action"),  # pki/intermediate.py: IntermediateCA._write hands it to client.write
+    # istio/bundle.py's _Report: a check's detail, the text istio_ca_verify fails with and diagnose prints
+    ("add", "report", 2, "detail"),
+    ("skip", "report", 1, "why"),
+]
 
 
 class _NotMessageOnly(Exception):
@@ -222,50 +239,44 @@ def _changed_literals(a, b, path, out):
         raise _NotMessageOnly()
 
 
-def _call_name(call):
-    func = call.func
-    if isinstance(func, ast.Attribute):
-        return func.attr, func.value
-    if isinstance(func, ast.Name):
-        return func.id, None
-    return None, None
+def _name(node):
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return ""
 
 
-def _is_warnings_list(node):
-    return (isinstance(node, ast.Attribute) and node.attr == "warnings") or \
-        (isinstance(node, ast.Name) and node.id == "warnings")
-
-
-def _is_client(node):
-    return (isinstance(node, ast.Attribute) and node.attr.endswith("client")) or \
-        (isinstance(node, ast.Name) and node.id.endswith("client"))
+def _is_message_argument(call, field, index):
+    """Whether the argument ``field``/``index`` of ``call`` is a message (MESSAGE_ARGUMENTS)."""
+    name = _name(call.func)
+    receiver = _name(call.func.value) if isinstance(call.func, ast.Attribute) else ""
+    keyword = call.keywords[index].arg if field == "keywords" else None
+    for function, receiver_suffix, position, keyword_name in MESSAGE_ARGUMENTS:
+        if name == function and receiver.endswith(receiver_suffix) and (
+                (field == "args" and index == position) or (keyword is not None and keyword == keyword_name)):
+            return True
+    return False
 
 
 def _message_root(path):
     """Index in ``path`` of the step that enters a message argument, or None."""
     for i in range(len(path) - 1, -1, -1):
         node, field, index = path[i]
-        if isinstance(node, ast.Call) and i > 0:
-            parent, parent_field, _index = path[i - 1]
-            if isinstance(parent, ast.Raise) and parent_field == "exc" and field == "args" and index == 0:
-                return i
-        if isinstance(node, ast.Call):
-            name, receiver = _call_name(node)
-            if field == "args" and index == 0 and (
-                    name in _MESSAGE_METHODS or (name in _WARNINGS_METHODS and _is_warnings_list(receiver))):
-                return i
-            if field == "keywords" and name in _MSG_KEYWORD_METHODS and node.keywords[index].arg == "msg":
-                return i
-            if field == "keywords" and name in _CLIENT_METHODS and _is_client(receiver) and \
-                    node.keywords[index].arg == "action":
-                return i
+        if not isinstance(node, ast.Call) or field not in ("args", "keywords"):
+            continue
+        parent, parent_field, _index = path[i - 1] if i else (None, None, None)
+        if isinstance(parent, ast.Raise) and parent_field == "exc" and field == "args" and index == 0:
+            return i
+        if _is_message_argument(node, field, index):
+            return i
     return None
 
 
 def _only_builds_text(steps):
     """True when each step below the message argument only builds a string."""
     for node, field, _index in steps:
-        if isinstance(node, (ast.Tuple, ast.List, ast.JoinedStr, ast.FormattedValue, ast.keyword)):
+        if isinstance(node, (ast.Tuple, ast.List, ast.JoinedStr, ast.FormattedValue, ast.keyword, ast.BoolOp)):
             continue
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
             continue
@@ -347,42 +358,52 @@ def source_line(source_tree, func_name, class_name, orig_code, offset):
 def collect(targets, count_messages):
     """Per file: the mutants with status, group, line and diff, from .mutation/mutants."""
     os.chdir(WORK)  # mutmut's readers work relative to the directory it ran in
+    try:
+        return {target: _collect_file("%s/%s" % (COLLECTION_PREFIX, target), count_messages) for target in targets}
+    finally:
+        os.chdir(REPO)
+
+
+def _collect_file(path, count_messages):
     import libcst as cst
-    from mutmut.mutation.data import SourceFileMutationData
-    from mutmut.mutation.diff_apply import (
-        get_diff_for_mutant,
-        read_functions_from_index,
-        read_mutant_function,
-        read_mutants_module,
-        read_original_function,
-    )
+    from mutmut.mutation.data import MutantLineSpans, SourceFileMutationData
+    from mutmut.mutation.diff_apply import generated_function_names, parse_generated_function
     from mutmut.stats import status_by_exit_code
     from mutmut.utils.format_utils import orig_function_and_class_names_from_key
 
-    results = {}
-    for target in targets:
-        path = "%s/%s" % (COLLECTION_PREFIX, target)
-        data = SourceFileMutationData(path=path)
-        data.load()
-        with open(path) as f:
-            tree = ast.parse(f.read())
-        mutants = []
-        for name, exit_code in sorted(data.exit_code_by_key.items(), key=lambda kv: _natural(kv[0])):
-            status = status_by_exit_code[exit_code]
-            functions = read_functions_from_index(name, path)
-            if functions is None:  # no line index (older mutmut): parse the mutated file
-                module = read_mutants_module(path)
-                functions = (read_original_function(module, name), read_mutant_function(module, name))
-            orig_code, mutant_code = (cst.Module([fn]).code.strip() for fn in functions)
-            func_name, class_name = orig_function_and_class_names_from_key(name)
-            line = source_line(tree, func_name, class_name, orig_code, first_changed_line(orig_code, mutant_code))
-            excluded = not count_messages and message_only(orig_code, mutant_code)
-            diff = get_diff_for_mutant(name, path=path) if status != "killed" else ""
-            mutants.append({"name": name, "status": status, "group": group_of(status), "line": line,
-                            "message_only": excluded, "diff": diff})
-        results[target] = mutants
-    os.chdir(REPO)
-    return results
+    data = SourceFileMutationData(path=path)
+    data.load()
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    spans = MutantLineSpans.load(path)
+    if spans is None:
+        sys.exit("mutation: no line index %s (mutmut older than 3.8?)" % os.path.join(WORK, "mutants", path + ".spans"))
+    with open(os.path.join("mutants", path)) as f:
+        mutated_lines = f.read().split("\n")
+    codes = {}
+
+    def code(generated, func_name, is_method):
+        # as mutmut show renders it: the generated function alone, under the original function's name
+        if generated not in codes:
+            span = spans.span_by_function_name[generated]
+            source = "\n".join(mutated_lines[span.start - 1:span.end]) + "\n"
+            function = parse_generated_function(source, name=generated, is_method=is_method)
+            codes[generated] = cst.Module([function.with_changes(name=cst.Name(func_name))]).code.strip()
+        return codes.pop(generated) if "__mutmut_orig" not in generated else codes[generated]
+
+    mutants = []
+    for name, exit_code in sorted(data.exit_code_by_key.items(), key=lambda kv: _natural(kv[0])):
+        status = status_by_exit_code[exit_code]
+        func_name, class_name = orig_function_and_class_names_from_key(name)
+        orig_name, mutant_name = generated_function_names(name)
+        orig_code = code(orig_name, func_name, class_name is not None)
+        mutant_code = code(mutant_name, func_name, class_name is not None)
+        line = source_line(tree, func_name, class_name, orig_code, first_changed_line(orig_code, mutant_code))
+        diff = "" if status == "killed" else "\n".join(difflib.unified_diff(
+            orig_code.split("\n"), mutant_code.split("\n"), fromfile=path, tofile=path, lineterm=""))
+        mutants.append({"name": name, "status": status, "group": group_of(status), "line": line, "diff": diff,
+                        "message_only": not count_messages and message_only(orig_code, mutant_code)})
+    return mutants
 
 
 def _natural(name):

@@ -70,3 +70,15 @@ def test_the_vault_clients_action_words_only_its_errors():
     assert not mutation.message_only(orig, orig.replace('"pki/root"', '"XXpki/rootXX"'))
     other = orig.replace("self.client.write", "self.result.update")
     assert not mutation.message_only(other, other.replace('"generate a root CA in"', '"XXgenerate a root CA inXX"'))
+
+
+def test_the_details_of_the_bundle_checks_are_messages():
+    orig = ('def f(report, bad, info):\n'
+            '    report.add("chains_to_root", False, f"no chain: {bad or \'no candidate issuer\'}")\n'
+            '    report.skip("ca_key_parses", "ca-key.pem is empty")\n'
+            '    report.add("serial", True, "serial %s" % info["serial"])\n')
+    for old, new in (("'no candidate issuer'", "'XXno candidate issuerXX'"),
+                     ('"ca-key.pem is empty"', '"CA-KEY.PEM IS EMPTY"')):
+        assert mutation.message_only(orig, orig.replace(old, new)), new
+    for old, new in (('"chains_to_root"', '"XXchains_to_rootXX"'), ('["serial"]', '["XXserialXX"]')):
+        assert not mutation.message_only(orig, orig.replace(old, new)), new
