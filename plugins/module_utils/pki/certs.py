@@ -68,14 +68,14 @@ def parse_cert(pem, what):
 
 def parse_certs(pem, what):
     try:
-        certs = load_certs(pem or "")
+        certs = load_certs(pem)
     except PemError as e:
         raise MeshPkiError("%s does not parse: %s. Nothing was changed." % (what, e))
     return certs
 
 
 def cert_pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def same_cert(a, b):
@@ -142,7 +142,7 @@ def lifetime_note(cert, expected_seconds, what="ttl"):
 def split_pem_bundle(text):
     """``(certificate PEMs, private key PEMs)`` of a PEM bundle."""
     certs, keys = [], []
-    for label, pem in pem_blocks(text or ""):
+    for label, pem in pem_blocks(text):
         if label == "CERTIFICATE":
             certs.append(pem)
         elif "PRIVATE KEY" in label:
@@ -155,7 +155,7 @@ def csr_matches(csr_pem, private_key):
     if not csr_pem:
         return False
     try:
-        csr = x509.load_pem_x509_csr(csr_pem.encode("ascii") if not isinstance(csr_pem, bytes) else csr_pem)
+        csr = x509.load_pem_x509_csr(csr_pem.encode() if not isinstance(csr_pem, bytes) else csr_pem)
     except (ValueError, TypeError, UnicodeEncodeError):
         return False
     return public_key_matches(csr, private_key)

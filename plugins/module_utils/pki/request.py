@@ -51,8 +51,8 @@ def human(secs):
     """'43800h (5y)' style text for a number of seconds (for messages)."""
     secs = int(round(secs))
     if secs >= 3600:
-        hours, rest = divmod(int(round(secs / 60.0)) * 60, 3600)
-        text = "%dh" % hours + ("%dm" % (rest // 60) if rest else "")
+        hours, minutes = divmod(int(round(secs / 60.0)), 60)
+        text = "%dh" % hours + ("%dm" % minutes if minutes else "")
     else:
         text = to_text(secs)
     days = secs / 86400.0
@@ -98,7 +98,10 @@ def cert_subject_pairs(cert):
     pairs = []
     for attribute in cert.subject:
         oid = attribute.oid.dotted_string
-        label = _LABELS.get(oid) or getattr(attribute.oid, "_name", None) or oid
+        # ours (CN, O, ...), else cryptography's name (emailAddress), else the dotted OID: cryptography names
+        # every OID it does not know "Unknown OID", which would make two different attributes look alike.
+        name = attribute.oid._name  # pylint: disable=protected-access
+        label = _LABELS.get(oid) or (oid if name == "Unknown OID" else name)
         pairs.append((label, attribute.value))
     return sorted(pairs)
 
