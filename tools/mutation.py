@@ -5,6 +5,12 @@
     MUTATION_FILES=plugins/module_utils/pki/*.py python tools/mutation.py  # the same as an environment variable
     python tools/mutation.py --report-only                    # the report again, from the last run's .mutation/
     python tools/mutation.py --count-messages                 # score message-only mutants like any other
+    python tools/mutation.py --files F --resume-from tests/output/mutation-results.json   # after adding tests:
+                                                # only the mutants that run left alive are tested again
+
+A resumed run is what makes a second measurement affordable on a small machine: tests only added can kill a
+mutant but never revive one, so a mutant killed before stays killed as long as its file is byte-identical (the
+results file records each file's SHA-256; a changed file is refused and must be run in full).
 
 The files to mutate are the one list MUTATE below: paths relative to the collection root, or globs
 (``plugins/module_utils/pki/*.py``); edit it when files move. Only ``tests/unit`` runs against the
@@ -87,6 +93,7 @@ STAGE = os.path.join(WORK, COLLECTION_PREFIX)
 OUTPUT = os.path.join(REPO, "tests", "output")
 REPORT = os.path.join(OUTPUT, "mutation-report.md")
 SURVIVORS = os.path.join(OUTPUT, "mutation-survivors.txt")
+RESULTS = os.path.join(OUTPUT, "mutation-results.json")
 RUN_INFO = os.path.join(WORK, "run.json")
 
 
@@ -143,15 +150,16 @@ def write_config(targets):
                 % (lines("%s/%s" % (COLLECTION_PREFIX, t) for t in targets), COLLECTION_PREFIX, UNIT_TESTS))
 
 
-def run_mutmut(max_children):
+def run_mutmut(max_children, names=()):
     mutmut = os.path.join(os.path.dirname(sys.executable), "mutmut")
     if not os.path.exists(mutmut):
         sys.exit("mutation: %s is missing: %s -m pip install -r requirements-mutation.txt" % (mutmut, sys.executable))
     env = dict(os.environ)
     for var in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_COLLECTIONS_PATHS", "PYTHONPATH", "MUTANT_UNDER_TEST"):
         env.pop(var, None)  # the copy's conftest sets the collections path; nothing may reach the source tree
-    cmd = [mutmut, "run", "--max-children", str(max_children)]
-    print("mutation: %s (in %s)" % (" ".join(cmd), os.path.relpath(WORK, REPO)), flush=True)
+    cmd = [mutmut, "run", "--max-children", str(max_children)] + list(names)
+    shown = cmd if len(names) < 4 else cmd[:4] + ["<%d mutant names>" % len(names)]
+    print("mutation: %s (in %s)" % (" ".join(shown), os.path.relpath(WORK, REPO)), flush=True)
     start = time.monotonic()
     if sys.stdout.isatty():
         rc = subprocess.call(cmd, cwd=WORK, env=env)
@@ -355,16 +363,19 @@ def source_line(source_tree, func_name, class_name, orig_code, offset):
     return defs[0].lineno + offset - def_index
 
 
-def collect(targets, count_messages):
-    """Per file: the mutants with status, group, line and diff, from .mutation/mutants."""
+def collect(targets, count_messages, previous=None):
+    """Per file: the mutants with status, group, line and diff, from .mutation/mutants. ``previous``: the
+    statuses of a resumed run (--resume-from) for the mutants mutmut did not run again this time."""
     os.chdir(WORK)  # mutmut's readers work relative to the directory it ran in
     try:
-        return {target: _collect_file("%s/%s" % (COLLECTION_PREFIX, target), count_messages) for target in targets}
+        return {target: _collect_file("%s/%s" % (COLLECTION_PREFIX, target), count_messages,
+                                      (previous or {}).get(target, {}).get("mutants", {}))
+                for target in targets}
     finally:
         os.chdir(REPO)
 
 
-def _collect_file(path, count_messages):
+def _collect_file(path, count_messages, previous):
     import libcst as cst
     from mutmut.mutation.data import MutantLineSpans, SourceFileMutationData
     from mutmut.mutation.diff_apply import generated_function_names, parse_generated_function
@@ -394,6 +405,8 @@ def _collect_file(path, count_messages):
     mutants = []
     for name, exit_code in sorted(data.exit_code_by_key.items(), key=lambda kv: _natural(kv[0])):
         status = status_by_exit_code[exit_code]
+        if exit_code is None and previous:
+            status = previous.get(name, "killed")  # not run again: killed in the run this one resumes
         func_name, class_name = orig_function_and_class_names_from_key(name)
         orig_name, mutant_name = generated_function_names(name)
         orig_code = code(orig_name, func_name, class_name is not None)
@@ -474,7 +487,29 @@ def write_reports(results, run, count_messages):
             f.write("\n%s\n## %s: %d\n%s\n" % ("=" * 100, title, len(chosen), "=" * 100))
             for target, m in chosen:
                 f.write("\n%s:%s  %s  %s\n%s\n" % (target, m["line"], m["name"], m["status"], m["diff"]))
+    with open(RESULTS, "w") as f:
+        json.dump(dict((target, {"sha256": source_hash(target), "mutants": dict((m["name"], m["status"]) for m in ms)})
+                       for target, ms in results.items()), f, indent=1, sort_keys=True)
     return text
+
+
+def source_hash(target):
+    import hashlib
+    with open(os.path.join(REPO, target), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def resume_names(previous, targets):
+    """The mutants of ``targets`` a resumed run tests again: every one not killed in ``previous``. Refused when
+    a file changed since (its mutants would not be the same) or was not part of that run."""
+    names = []
+    for target in targets:
+        if target not in previous:
+            sys.exit("mutation: %s was not mutated in the run to resume; run it in full" % target)
+        if previous[target]["sha256"] != source_hash(target):
+            sys.exit("mutation: %s changed since the run to resume (its mutants differ): run it in full" % target)
+        names.extend(n for n, status in sorted(previous[target]["mutants"].items()) if status != "killed")
+    return names
 
 
 def main():
@@ -485,7 +520,14 @@ def main():
                         help="mutants tested at a time (default 1, or MUTATION_JOBS)")
     parser.add_argument("--report-only", action="store_true", help="report the last run in .mutation/ again")
     parser.add_argument("--count-messages", action="store_true", help="score message-only mutants too")
+    parser.add_argument("--resume-from", metavar="RESULTS_JSON",
+                        help="test again only the mutants not killed in that run's tests/output/mutation-results.json "
+                             "(same source files, tests only added): the others count as killed, as they were")
     args = parser.parse_args()
+    previous = None
+    if args.resume_from:
+        with open(args.resume_from) as f:
+            previous = json.load(f)
 
     if args.report_only:
         try:
@@ -499,19 +541,23 @@ def main():
         files = repo_files()
         targets = select_files(patterns or MUTATE, files)
         print("mutation: %d file(s): %s" % (len(targets), ", ".join(targets)), flush=True)
+        names = resume_names(previous, targets) if previous else ()
         stage(files)
         write_config(targets)
-        command = "python tools/mutation.py%s --max-children %d" % (
-            " --files %s" % ",".join(targets) if patterns else "", args.max_children)
-        rc, mutmut_seconds = run_mutmut(args.max_children)
+        command = "python tools/mutation.py%s --max-children %d%s" % (
+            " --files %s" % ",".join(targets) if patterns else "", args.max_children,
+            " --resume-from %s (%d mutants tested again)" % (args.resume_from, len(names)) if previous else "")
+        if previous and not names:
+            sys.exit("mutation: every mutant of these files was killed in the run to resume")
+        rc, mutmut_seconds = run_mutmut(args.max_children, names)
         if rc != 0:
             print("mutation: mutmut exited with %d; no report" % rc, file=sys.stderr)
             return rc
         run = {"targets": targets, "command": command, "mutmut_seconds": round(mutmut_seconds, 1),
-               "seconds": round(time.monotonic() - start, 1)}
+               "seconds": round(time.monotonic() - start, 1), "previous": previous}
         with open(RUN_INFO, "w") as f:
             json.dump(run, f, indent=2)
-    text = write_reports(collect(run["targets"], args.count_messages), run, args.count_messages)
+    text = write_reports(collect(run["targets"], args.count_messages, run.get("previous")), run, args.count_messages)
     print("\n" + text)
     print("(written to %s and %s)" % (os.path.relpath(REPORT, REPO), os.path.relpath(SURVIVORS, REPO)))
     return 0

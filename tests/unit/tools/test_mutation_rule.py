@@ -82,3 +82,25 @@ def test_the_details_of_the_bundle_checks_are_messages():
         assert mutation.message_only(orig, orig.replace(old, new)), new
     for old, new in (('"chains_to_root"', '"XXchains_to_rootXX"'), ('["serial"]', '["XXserialXX"]')):
         assert not mutation.message_only(orig, orig.replace(old, new)), new
+
+
+def test_a_resumed_run_tests_again_only_the_mutants_left_alive(tmp_path, monkeypatch):
+    source = tmp_path / "f.py"
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(mutation, "REPO", str(tmp_path))
+    previous = {"f.py": {"sha256": mutation.source_hash("f.py"),
+                         "mutants": {"m__mutmut_1": "killed", "m__mutmut_2": "survived", "m__mutmut_3": "no tests",
+                                     "m__mutmut_4": "timeout"}}}
+    assert mutation.resume_names(previous, ["f.py"]) == ["m__mutmut_2", "m__mutmut_3", "m__mutmut_4"]
+
+
+def test_a_resumed_run_refuses_a_file_changed_since(tmp_path, monkeypatch):
+    source = tmp_path / "f.py"
+    source.write_text("x = 1\n")
+    monkeypatch.setattr(mutation, "REPO", str(tmp_path))
+    previous = {"f.py": {"sha256": mutation.source_hash("f.py"), "mutants": {"m__mutmut_1": "survived"}}}
+    source.write_text("x = 2\n")
+    with pytest.raises(SystemExit, match="changed since"):
+        mutation.resume_names(previous, ["f.py"])
+    with pytest.raises(SystemExit, match="not mutated"):
+        mutation.resume_names(previous, ["g.py"])
