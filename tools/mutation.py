@@ -62,8 +62,10 @@ import argparse
 import ast
 import difflib
 import fnmatch
+import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import string
@@ -363,19 +365,20 @@ def source_line(source_tree, func_name, class_name, orig_code, offset):
     return defs[0].lineno + offset - def_index
 
 
-def collect(targets, count_messages, previous=None):
+def collect(targets, count_messages, previous=None, sample=None):
     """Per file: the mutants with status, group, line and diff, from .mutation/mutants. ``previous``: the
-    statuses of a resumed run (--resume-from) for the mutants mutmut did not run again this time."""
+    results of the run this one resumes (--resume-from), for the mutants mutmut did not run again this time;
+    ``sample``: per file, the names of the mutants a sampled run (--sample) tested - only those are reported."""
     os.chdir(WORK)  # mutmut's readers work relative to the directory it ran in
     try:
         return {target: _collect_file("%s/%s" % (COLLECTION_PREFIX, target), count_messages,
-                                      (previous or {}).get(target, {}).get("mutants", {}))
+                                      (previous or {}).get(target), (sample or {}).get(target))
                 for target in targets}
     finally:
         os.chdir(REPO)
 
 
-def _collect_file(path, count_messages, previous):
+def _collect_file(path, count_messages, previous, sample):
     import libcst as cst
     from mutmut.mutation.data import MutantLineSpans, SourceFileMutationData
     from mutmut.mutation.diff_apply import generated_function_names, parse_generated_function
@@ -402,11 +405,16 @@ def _collect_file(path, count_messages, previous):
             codes[generated] = cst.Module([function.with_changes(name=cst.Name(func_name))]).code.strip()
         return codes.pop(generated) if "__mutmut_orig" not in generated else codes[generated]
 
+    if previous and previous.get("sample"):
+        sample = set(previous["mutants"])  # a resumed sampled run reports the same sample
     mutants = []
     for name, exit_code in sorted(data.exit_code_by_key.items(), key=lambda kv: _natural(kv[0])):
+        if sample is not None and name not in sample:
+            continue
         status = status_by_exit_code[exit_code]
         if exit_code is None and previous:
-            status = previous.get(name, "killed")  # not run again: killed in the run this one resumes
+            # not run again: killed in the run this one resumes (a file of results may list only the others)
+            status = previous["mutants"].get(name, "killed")
         func_name, class_name = orig_function_and_class_names_from_key(name)
         orig_name, mutant_name = generated_function_names(name)
         orig_code = code(orig_name, func_name, class_name is not None)
@@ -424,7 +432,17 @@ def _natural(name):
     return (head, int(num) if num.isdigit() else 0)
 
 
-def table(results):
+def wilson(part, whole, z=1.96):
+    """The 95 % Wilson score interval of ``part`` / ``whole`` (a sampled run's score), in percent."""
+    if not whole:
+        return 0.0, 100.0
+    p = float(part) / whole
+    centre = (p + z * z / (2 * whole)) / (1 + z * z / whole)
+    half = z * ((p * (1 - p) / whole + z * z / (4 * whole * whole)) ** 0.5) / (1 + z * z / whole)
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
+def table(results, samples=None):
     rows = ["| File | Mutants | Killed | Survived | Timeout/suspicious | No tests | Message-only (excluded) | Score "
             "| Score, all counted |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -442,6 +460,7 @@ def table(results):
             percent(c["killed"] + c["message killed"], c["mutants"]))
 
     for target, mutants in results.items():
+        sample = (samples or {}).get(target)
         c = dict.fromkeys(keys, 0)
         c["mutants"] = len(mutants)
         for m in mutants:
@@ -452,13 +471,19 @@ def table(results):
                 c[m["group"]] += 1
         for k in keys:
             totals[k] += c[k]
-        rows.append(row("`%s`" % target, c))
+        label = "`%s`" % target
+        if sample:
+            low, high = wilson(c["killed"], c["mutants"] - c["message"])
+            label += " (random sample of %d of %d mutants, seed %d; score's 95 %% interval %.1f-%.1f %%)" % (
+                sample["size"], sample["of"], sample["seed"], low, high)
+        rows.append(row(label, c))
     if len(results) > 1:
         rows.append(row("**all**", totals))
     return "\n".join(rows)
 
 
 def write_reports(results, run, count_messages):
+    samples = run.get("sample_info") or {}
     os.makedirs(OUTPUT, exist_ok=True)
     rule = ("message-only mutants are counted like the others (--count-messages)" if count_messages else
             "message-only mutants (only the literal text of an error or warning message changed; the rule is in "
@@ -468,7 +493,7 @@ def write_reports(results, run, count_messages):
             "Score = killed / (mutants - message-only): survived, timeout/suspicious and no tests count as not "
             "killed; %s. Score, all counted = killed / mutants, message-only ones included. Every mutant not "
             "killed, with its line and diff: tests/output/mutation-survivors.txt.\n\n%s\n"
-            % (when, rule, table(results)))
+            % (when, rule, table(results, samples)))
     with open(REPORT, "w") as f:
         f.write(text)
 
@@ -488,15 +513,39 @@ def write_reports(results, run, count_messages):
             for target, m in chosen:
                 f.write("\n%s:%s  %s  %s\n%s\n" % (target, m["line"], m["name"], m["status"], m["diff"]))
     with open(RESULTS, "w") as f:
-        json.dump(dict((target, {"sha256": source_hash(target), "mutants": dict((m["name"], m["status"]) for m in ms)})
+        json.dump(dict((target, {"sha256": source_hash(target), "sample": samples.get(target),
+                                 "mutants": dict((m["name"], m["status"]) for m in ms)})
                        for target, ms in results.items()), f, indent=1, sort_keys=True)
     return text
 
 
 def source_hash(target):
-    import hashlib
     with open(os.path.join(REPO, target), "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
+
+
+def draw_sample(targets, size, seed):
+    """Generate the mutants (mutmut does it before testing any; a name that matches none stops it there) and
+    draw ``size`` of each file's at random. Returns ({target: [names]}, {target: {size, of, seed}})."""
+    from mutmut.mutation.data import SourceFileMutationData
+
+    print("mutation: generating the mutants to draw a sample of %d per file" % size, flush=True)
+    run_mutmut(1, ["meshpki-sample-nothing-matches-this"])  # fails after generating them and the stats: expected
+    sample, info = {}, {}
+    os.chdir(WORK)
+    try:
+        for target in targets:
+            data = SourceFileMutationData(path="%s/%s" % (COLLECTION_PREFIX, target))
+            data.load()
+            names = sorted(data.exit_code_by_key, key=_natural)
+            if not names:
+                sys.exit("mutation: mutmut made no mutants of %s (see .mutation/mutmut.log)" % target)
+            sample[target] = sorted(random.Random("%s:%s" % (seed, target)).sample(names, min(size, len(names))),
+                                    key=_natural)
+            info[target] = {"size": len(sample[target]), "of": len(names), "seed": seed}
+    finally:
+        os.chdir(REPO)
+    return sample, info
 
 
 def resume_names(previous, targets):
@@ -523,6 +572,10 @@ def main():
     parser.add_argument("--resume-from", metavar="RESULTS_JSON",
                         help="test again only the mutants not killed in that run's tests/output/mutation-results.json "
                              "(same source files, tests only added): the others count as killed, as they were")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="test a uniform random sample of N mutants per file (the report gives the score's 95 %% "
+                             "interval); for a first look at a big file on a small machine")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of --sample (default 1)")
     args = parser.parse_args()
     previous = None
     if args.resume_from:
@@ -549,15 +602,24 @@ def main():
             " --resume-from %s (%d mutants tested again)" % (args.resume_from, len(names)) if previous else "")
         if previous and not names:
             sys.exit("mutation: every mutant of these files was killed in the run to resume")
+        sample, sample_info = None, {}
+        if args.sample and not previous:
+            sample, sample_info = draw_sample(targets, args.sample, args.seed)
+            names = [n for target in targets for n in sample[target]]
+            command += " --sample %d --seed %d" % (args.sample, args.seed)
+        elif previous:
+            sample_info = dict((t, previous[t].get("sample")) for t in targets if previous[t].get("sample"))
         rc, mutmut_seconds = run_mutmut(args.max_children, names)
         if rc != 0:
             print("mutation: mutmut exited with %d; no report" % rc, file=sys.stderr)
             return rc
         run = {"targets": targets, "command": command, "mutmut_seconds": round(mutmut_seconds, 1),
-               "seconds": round(time.monotonic() - start, 1), "previous": previous}
+               "seconds": round(time.monotonic() - start, 1), "previous": previous, "sample": sample,
+               "sample_info": sample_info}
         with open(RUN_INFO, "w") as f:
             json.dump(run, f, indent=2)
-    text = write_reports(collect(run["targets"], args.count_messages, run.get("previous")), run, args.count_messages)
+    results = collect(run["targets"], args.count_messages, run.get("previous"), run.get("sample"))
+    text = write_reports(results, run, args.count_messages)
     print("\n" + text)
     print("(written to %s and %s)" % (os.path.relpath(REPORT, REPO), os.path.relpath(SURVIVORS, REPO)))
     return 0

@@ -104,3 +104,9 @@ def test_a_resumed_run_refuses_a_file_changed_since(tmp_path, monkeypatch):
         mutation.resume_names(previous, ["f.py"])
     with pytest.raises(SystemExit, match="not mutated"):
         mutation.resume_names(previous, ["g.py"])
+
+
+def test_the_interval_of_a_sampled_score():
+    low, high = mutation.wilson(360, 400)
+    assert 86.6 < low < 86.7 and 92.5 < high < 92.6  # 90 % measured on 400: 86.7-92.6 %
+    assert mutation.wilson(0, 0) == (0.0, 100.0)
