@@ -6,7 +6,13 @@ from test_pki import cert_pem, issuer_body, key_pem, make_cert, make_key, mounts
 from test_pki import root_params as params
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import MOUNT_DESCRIPTION, manage_root
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki import root as root_module
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import diff_view, not_after, summary
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import (
+    MOUNT_DESCRIPTION,
+    RootRequest,
+    manage_root,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import cert_info
 from harness.fake_vault import FakeVault
 from harness.module_stub import ModuleStub
@@ -222,3 +228,269 @@ def test_a_different_root_generated_at_the_same_time_fails_after_deleting_ours()
                                      "issuer iss-theirs, serial %s): subject is 'CN=another.io'"
                                      % cert_info(theirs)["serial"])
     assert ("DELETE", "pki/issuer/iss-ours") in vault.writes() and ("DELETE", "pki/key/key-ours") in vault.writes()
+
+
+# -- what a kept root reports: the result fields and the --diff, mount included --------------------------------
+
+def kept_root_vault(cert, answers=None, key_id="key-1", max_lease_ttl=8760 * HOUR):
+    base = {("GET", "sys/mounts"): pki_mount(max_lease_ttl),
+            ("GET", "pki/config/issuers"): {"data": {"default": "iss-1"}},
+            ("GET", "pki/issuer/iss-1"): issuer_body(cert, "iss-1", key_id)}
+    base.update(answers or {})
+    return FakeVault(base, strict_writes=True)
+
+
+def test_a_kept_root_reports_its_certificate_and_an_unchanged_diff():
+    cert = make_cert("CN=tetrate.io", days=365)
+    result = manage_root(ModuleStub(params(), kept_root_vault(cert)))
+    info = summary(cert)
+    assert result["action"] == "none" and result["changed"] is False
+    assert result["mount"] == "pki" and result["replaced"] is False and result["previous_serial"] is None
+    for field in ("serial", "subject", "not_before", "not_after", "key_type", "key_bits"):
+        assert result[field] == info[field], field
+    assert result["issuer_id"] == "iss-1" and result["key_id"] == "key-1"
+    shown = dict(diff_view(cert), mount_type="pki", max_lease_ttl="8760h")
+    assert result["diff"] == {"before": shown, "after": shown,
+                              "before_header": "pki (root CA)", "after_header": "pki (root CA)"}
+
+
+def test_the_diff_shows_the_mount_tuning_old_and_new():
+    cert = make_cert("CN=tetrate.io", days=365)
+    vault = kept_root_vault(cert, {("POST", "sys/mounts/pki/tune"): None}, max_lease_ttl=720 * HOUR)
+    result = manage_root(ModuleStub(params(max_lease_ttl="8760h", ttl="720h"), vault))
+    assert result["diff"]["before"] == dict(diff_view(cert), mount_type="pki", max_lease_ttl="720h")
+    assert result["diff"]["after"] == dict(diff_view(cert), mount_type="pki", max_lease_ttl="8760h")
+
+
+def test_a_different_path_length_is_a_pending_change_naming_both_values():
+    cert = make_cert("CN=tetrate.io", days=365, path_length=1)
+    result = manage_root(ModuleStub(params(max_path_length=-1), kept_root_vault(cert)))
+    assert result["action"] == "none" and result["changed"] is False
+    notes = [note for note in result["pending_changes"] if note.startswith("max_path_length:")]
+    assert len(notes) == 1
+    assert "has 1," in notes[0] and "-1 is asked" in notes[0] and notes[0].endswith("(force: true)")
+
+
+def test_a_forced_new_root_shows_old_and_new_certificate_in_the_diff():
+    old = make_cert("CN=old.example", days=365)
+    new = make_cert("CN=tetrate.io", days=365)
+    vault = kept_root_vault(old, {("POST", "pki/root/generate/internal"): generated(new),
+                                  ("POST", "pki/config/issuers"): None})
+    result = manage_root(ModuleStub(params(force=True), vault))
+    assert result["diff"]["before"] == dict(diff_view(old), mount_type="pki", max_lease_ttl="8760h")
+    assert result["diff"]["after"] == dict(diff_view(new), mount_type="pki", max_lease_ttl="8760h")
+
+
+def test_a_root_without_its_key_in_vault_is_a_reason_to_generate_a_new_one():
+    cert = make_cert("CN=tetrate.io", days=365)
+    new = make_cert("CN=tetrate.io", days=365)
+    vault = kept_root_vault(cert, {("POST", "pki/root/generate/internal"): generated(new),
+                                   ("POST", "pki/config/issuers"): None}, key_id="")
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(), FakeVault(dict(vault.answers), strict_writes=True)))
+    assert "generate a new root" in str(err.value)
+    result = manage_root(ModuleStub(params(force=True), vault))
+    assert result["action"] == "replace"
+    assert [reason for reason in result["reasons"] if reason.startswith("its key is not in Vault")]
+
+
+def test_the_refusal_guard_names_mount_issuer_serial_and_differences():
+    old = make_cert("CN=old.example", days=365)
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(), kept_root_vault(old)))
+    assert err.value.details["guard"] == {"mount": "pki", "issuer_id": "iss-1", "serial": cert_info(old)["serial"],
+                                          "differences": ["subject is 'CN=old.example', requested 'CN=tetrate.io'"]}
+    assert "generate a new root" in str(err.value)
+
+
+def test_a_generated_root_without_key_id_reports_no_key_id():
+    cert = make_cert("CN=tetrate.io", days=365)
+    vault = FakeVault({("POST", "pki/root/generate/internal"): {"data": {"issuer_id": "iss-new",
+                                                                         "certificate": cert_pem(cert)}},
+                       ("GET", "pki/config/issuers"): {"data": {"default": "iss-new"}},
+                       ("GET", "pki/issuer/iss-new"): issuer_body(cert, "iss-new", "")})
+    result = manage_root(ModuleStub(params(), vault))
+    assert result["action"] == "create" and result["issuer_id"] == "iss-new" and result["key_id"] is None
+
+
+def test_a_root_vault_returns_unparsable_is_named_in_the_error():
+    vault = FakeVault({("POST", "pki/root/generate/internal"): {"data": {
+        "issuer_id": "iss-new", "key_id": "key-new",
+        "certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}}})
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(), vault))
+    assert str(err.value).startswith("The root certificate Vault returned ")
+
+
+# -- every write Vault refuses names the action, the path and the capability -----------------------------------
+
+def test_a_refused_generate_names_action_path_and_capability():
+    vault = FakeVault({("POST", "pki/root/generate/internal"): 403})
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(), vault))
+    assert "generate a root CA in 'pki/root/generate/internal'" in str(err.value)
+    assert "'update'" in str(err.value)
+
+
+@pytest.mark.parametrize("option, endpoint", [("pem_bundle", "bundle"), ("certificate", "cert")])
+def test_a_refused_import_names_action_path_and_capability(option, endpoint):
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    text = cert_pem(cert) + (key_pem(key) if option == "pem_bundle" else "")
+    vault = FakeVault({("POST", "pki/issuers/import/%s" % endpoint): 403})
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(common_name=None, **{option: text}), vault))
+    assert "import the root CA into 'pki/issuers/import/%s'" % endpoint in str(err.value)
+    assert "'update'" in str(err.value)
+
+
+@pytest.mark.parametrize("path, action", [
+    ("pki/issuer/iss-ours", "delete the discarded root issuer in"),
+    ("pki/key/key-ours", "delete the key of the discarded root in"),
+])
+def test_a_refused_delete_of_the_discarded_root_names_action_and_path(path, action):
+    ours, theirs = make_cert("CN=tetrate.io", days=365), make_cert("CN=tetrate.io", days=365)
+    vault = race_vault(ours, theirs)
+    vault.answers[("DELETE", path)] = 403
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(ttl="8760h"), vault))
+    assert "%s '%s'" % (action, path) in str(err.value)
+
+
+# -- import: which issuer is ours, what is returned, force ---------------------------------------------------
+
+def test_an_import_of_several_issuers_finds_ours_by_serial_and_passes_vault_warnings():
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    other = make_cert("CN=other", days=365)
+    bundle = cert_pem(cert) + key_pem(key)
+    vault = FakeVault({
+        ("POST", "pki/issuers/import/bundle"): {"data": {"imported_issuers": ["iss-other", "iss-imp"],
+                                                         "mapping": {"iss-other": "", "iss-imp": "key-imp"}},
+                                                "warnings": ["a warning from Vault"]},
+        ("LIST", "pki/issuers"): {"data": {"keys": ["iss-other", "iss-imp"], "key_info": {
+            "iss-other": {"serial_number": cert_info(other)["serial"]},
+            "iss-imp": {"serial_number": cert_info(cert)["serial"]}}}},
+        ("POST", "sys/mounts/pki"): None, ("POST", "pki/config/issuers"): None}, strict_writes=True)
+    module = ModuleStub(params(common_name=None, pem_bundle=bundle), vault)
+    result = manage_root(module)
+    assert vault.body("POST", "pki/config/issuers") == {"default": "iss-imp"}
+    assert result["issuer_id"] == "iss-imp" and result["key_id"] == "key-imp"
+    assert result["certificate"] == cert_pem(cert) and result["serial"] == cert_info(cert)["serial"]
+    assert result["diff"]["after"] == dict(diff_view(cert), mount_type="pki", max_lease_ttl="8760h")
+    assert module.warnings == ["a warning from Vault"]
+
+
+def test_an_import_of_the_kept_root_with_its_key_says_the_key_is_added():
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    vault = kept_root_vault(cert, {
+        ("POST", "pki/issuers/import/bundle"): {"data": {"imported_issuers": ["iss-1"], "mapping": {"iss-1": "k"}}},
+        ("POST", "pki/config/issuers"): None}, key_id="")
+    result = manage_root(ModuleStub(params(common_name=None, pem_bundle=cert_pem(cert) + key_pem(key)), vault))
+    assert result["action"] == "import" and result["replaced"] is False
+    assert result["reasons"] == ["the key of the root is added to Vault"]
+
+
+def test_another_imported_root_is_refused_without_force_and_imported_with_force():
+    old = make_cert("CN=old.example", days=365)
+    mine = make_cert("CN=offline root", days=365)
+    vault = kept_root_vault(old, {
+        ("POST", "pki/issuers/import/cert"): {"data": {"imported_issuers": ["iss-off"]}},
+        ("POST", "pki/config/issuers"): None})
+    with pytest.raises(MeshPkiError) as err:
+        manage_root(ModuleStub(params(common_name=None, certificate=cert_pem(mine)), vault))
+    assert "import this one as the default issuer" in str(err.value) and vault.writes() == []
+    assert err.value.details["guard"]["serial"] == cert_info(old)["serial"]
+
+    module = ModuleStub(params(common_name=None, certificate=cert_pem(mine), force=True), vault)
+    result = manage_root(module)
+    assert vault.writes() == [("POST", "pki/issuers/import/cert"), ("POST", "pki/config/issuers")]
+    assert result["action"] == "import" and result["replaced"] is True
+    assert result["previous_serial"] == cert_info(old)["serial"] and result["serial"] == cert_info(mine)["serial"]
+    assert len(result["reasons"]) == 1 and result["reasons"][0].startswith("it is the certificate ")
+    assert cert_info(old)["serial"] in result["reasons"][0] and cert_info(mine)["serial"] in result["reasons"][0]
+
+
+# -- RootRequest: options checked before any request, errors that name the option ------------------------------
+
+def test_the_mount_is_stripped_of_slashes_only():
+    assert RootRequest(params(mount="/pki-X/")).mount == "pki-X"
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(mount=None))
+    assert "mount must not be empty" in str(err.value)
+
+
+@pytest.mark.parametrize("option", ["ttl", "max_lease_ttl"])
+def test_a_bad_duration_names_its_option(option):
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(**{option: "bogus"}))
+    assert str(err.value).startswith("%s 'bogus'" % option)
+
+
+def test_a_ttl_beyond_max_lease_ttl_names_the_lifetime_vault_would_cut_to():
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(ttl="87600h", max_lease_ttl="8760h"))
+    assert "cut the root to 8760h" in str(err.value)
+
+
+@pytest.mark.parametrize("option", ["common_name", "organization", "ou", "country", "locality", "province"])
+@pytest.mark.parametrize("source", ["pem_bundle", "certificate"])
+def test_subject_options_with_an_imported_root_are_refused_by_name(option, source):
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    text = cert_pem(cert) + (key_pem(key) if source == "pem_bundle" else "")
+    overrides = dict(common_name=None)
+    overrides[option] = "tetrate.io" if option == "common_name" else ["x"]
+    overrides[source] = text
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(**overrides))
+    assert str(err.value).startswith("%s only apply to a generated root" % option)
+
+
+def test_a_bundle_not_a_ca_names_the_option():
+    key = make_key("ec", 256)
+    leaf = make_cert("CN=leaf", key=key, days=365, ca=False)
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, pem_bundle=cert_pem(leaf) + key_pem(key)))
+    assert "in pem_bundle (CN=leaf)" in str(err.value)
+
+
+def test_a_certificate_that_does_not_parse_names_the_option():
+    broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, certificate=broken))
+    assert str(err.value).startswith("certificate does not parse")
+
+
+@pytest.mark.parametrize("keys", [0, 2])
+def test_a_bundle_needs_exactly_one_key(keys):
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    text = cert_pem(cert) + "".join(key_pem(k) for k in [key, make_key("ec", 256)][:keys])
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, pem_bundle=text))
+    assert "pem_bundle" in str(err.value) and "found %d keys" % keys in str(err.value)
+
+
+def test_a_bundle_with_the_key_of_another_certificate_names_the_certificate():
+    cert = make_cert("CN=own root", key=make_key("ec", 256), days=365)
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, pem_bundle=cert_pem(cert) + key_pem(make_key("ec", 256))))
+    assert "pem_bundle" in str(err.value) and "(CN=own root)" in str(err.value)
+
+
+def test_a_certificate_with_a_key_points_to_pem_bundle():
+    key = make_key("ec", 256)
+    cert = make_cert("CN=own root", key=key, days=365)
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, certificate=cert_pem(cert) + key_pem(key)))
+    assert "pem_bundle" in str(err.value)
+
+
+def test_a_certificate_expiring_this_very_moment_is_expired(monkeypatch):
+    cert = make_cert("CN=offline root", days=365)
+    monkeypatch.setattr(root_module, "now_utc", lambda: not_after(cert))
+    with pytest.raises(MeshPkiError) as err:
+        RootRequest(params(common_name=None, certificate=cert_pem(cert)))
+    assert "expired" in str(err.value)
