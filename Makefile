@@ -59,18 +59,23 @@ reliability-fast: venv
 	$(BIN)/python tools/reliability.py --fast
 
 # Mutation testing (tools/mutation.py, mutmut from requirements-mutation.txt): the files listed in MUTATE
-# there - or FILES="plugins/module_utils/_pki.py ..." (globs too) - against tests/unit only, one mutant at a
-# time (MUTATION_JOBS=2 for two). Prints the per-file table, also written to tests/output/mutation-report.md;
-# every mutant not killed with its line and diff in tests/output/mutation-survivors.txt. Not in make test or CI.
+# there - or FILES="plugins/module_utils/pki/x509.py ..." (globs too) - against tests/unit only, one mutant at a
+# time (MUTATION_JOBS=2 for two). SAMPLE=N tests a random sample of N mutants per file; RESUME=1 tests again only
+# the mutants the last run (tests/output/mutation-results.json) left alive. Prints the per-file table, also
+# written to tests/output/mutation-report.md; every mutant not killed with its line and diff in
+# tests/output/mutation-survivors.txt. Not in make test or CI.
 MUTATION_STAMP := $(VENV)/.installed-mutation
 FILES ?=
+SAMPLE ?=
+RESUME ?=
 
 $(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
 	$(BIN)/python -m pip install --quiet -r requirements-mutation.txt
 	touch $@
 
 mutation: venv $(MUTATION_STAMP)
-	$(BIN)/python tools/mutation.py $(if $(FILES),--files "$(FILES)")
+	$(BIN)/python tools/mutation.py $(if $(FILES),--files "$(FILES)") $(if $(SAMPLE),--sample $(SAMPLE)) \
+		$(if $(RESUME),--resume-from tests/output/mutation-results.json)
 
 # The role end to end on localhost: default (one cluster) and multicluster (three clusters, each
 # with its own fake API server). The kind scenario needs Docker and is not run here.
