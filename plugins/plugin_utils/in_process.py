@@ -45,6 +45,7 @@ from collections.abc import Sequence
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils import _internal as module_internal
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -116,7 +117,10 @@ def encode_arguments(module_args, profile=PROFILE):
 def module_context(arguments, environment, profile=PROFILE):
     """What the module process would have: its arguments where AnsibleModule reads them, the task's
     ``environment`` on top of the controller's environment, no warnings of an earlier run, its own stdout and
-    stderr (returned as the two StringIO objects). Everything is put back afterwards."""
+    stderr (returned as the two StringIO objects), and module_utils acting as on a target (ansible-core 2.19+
+    ``is_controller``: warnings and deprecations go into the result, not straight to the display). Everything is
+    put back afterwards."""
+    saved_controller = getattr(module_internal, "is_controller", None)
     saved_basic = dict((name, getattr(basic, name, None)) for name in _BASIC_GLOBALS)
     saved_warnings = dict((name, getattr(module_warnings, name)) for name in _WARNING_GLOBALS
                           if hasattr(module_warnings, name))
@@ -127,6 +131,8 @@ def module_context(arguments, environment, profile=PROFILE):
         basic._ANSIBLE_ARGS = arguments
         basic._ANSIBLE_PROFILE = profile
         basic._PARSED_MODULE_ARGS = None
+        if saved_controller is not None:
+            module_internal.is_controller = False
         for name, value in saved_warnings.items():
             setattr(module_warnings, name, type(value)())
         for name, value in environment.items():
@@ -134,6 +140,8 @@ def module_context(arguments, environment, profile=PROFILE):
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             yield stdout, stderr
     finally:
+        if saved_controller is not None:
+            module_internal.is_controller = saved_controller
         for name, value in saved_basic.items():
             setattr(basic, name, value)
         for name, value in saved_warnings.items():
@@ -261,6 +269,10 @@ class ModuleAction(ActionBase):
             return "ansible_python_interpreter %s is not the controller's Python %s" % (interpreter, sys.executable)
         return None
 
+    def load_module(self):
+        """The module file, imported in this worker (from the collection, as its AnsiballZ payload would be)."""
+        return importlib.import_module("%s.%s" % (MODULES_PACKAGE, self.module_leaf()))
+
     def run_in_process(self, task_vars):
         """The module's main() in this worker, with what _execute_module() would send it, parsed and cleaned as
         _execute_module() does."""
@@ -271,7 +283,7 @@ class ModuleAction(ActionBase):
         self._compute_environment_string(environment)
 
         try:
-            module = importlib.import_module("%s.%s" % (MODULES_PACKAGE, self.module_leaf()))
+            module = self.load_module()
             main, argument_spec = module.main, getattr(module, "ARGUMENT_SPEC", {})
         except Exception as e:
             raise AnsibleActionFail("meshpki.vault_ca.%s cannot be loaded in the controller's worker: %s: %s. Set "

@@ -177,3 +177,11 @@ def test_another_python_for_localhost_runs_the_module_there(playbook, tmp_path):
                    extra_args=["-e", "ansible_python_interpreter=%s" % (venv / "bin" / "python")])
     assert_ran(run, "module")
     assert "is not the controller's Python" in run.stdout
+
+
+def test_a_module_warning_is_shown_once_by_both_paths(bao, playbook):
+    plays = module_play("vault_policy", {"name": _name(), "rules": RULES, "url": bao.url, "token": bao.token,
+                                         "validate_certs": False})
+    runs = run_both(playbook, plays, check=True)
+    for run in runs:
+        assert run.output.count("TLS certificate verification of %s is disabled" % bao.url) == 1, run
