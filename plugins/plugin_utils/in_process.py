@@ -45,7 +45,6 @@ from collections.abc import Sequence
 
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils import _internal as module_internal
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -54,6 +53,11 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
+
+try:
+    from ansible.module_utils import _internal as module_internal
+except ImportError:  # ansible-core < 2.19: module_utils do not know where they run
+    module_internal = None
 
 display = Display()
 

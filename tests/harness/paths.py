@@ -5,8 +5,8 @@ case through both and compare.
   worker (the default; ``MESHPKI_IN_PROCESS=1`` says so explicitly);
 - ``module``: ``MESHPKI_IN_PROCESS=0`` forces the normal module execution (AnsiballZ, a shell, a Python).
 
-At ``-vvv`` each task says which one ran: the action plugin's line for in-process, ansible-core's
-``Using module file`` for a module process. :func:`run_both` checks it, so a case that silently ran the same way
+At ``-vvv`` each task says which one ran: the action plugin's line for in-process, its fallback line (with the
+reason) and ansible-core's ``Using module file`` for a module process. :func:`run_both` checks it, so a case that silently ran the same way
 twice fails.
 """
 
@@ -16,7 +16,8 @@ import json
 PATHS = ("in_process", "module")
 ENV = {"in_process": {"MESHPKI_IN_PROCESS": "1"}, "module": {"MESHPKI_IN_PROCESS": "0"}}
 IN_PROCESS_MARK = "in-process in the controller's worker"
-MODULE_MARK = "Using module file"
+FALLBACK_MARK = "as a module process ("  # the action plugin's line, with the reason
+MODULE_MARK = "Using module file"  # ansible-core's, when it builds the AnsiballZ payload
 
 
 def path_env(path, env=None):
@@ -35,8 +36,10 @@ def assert_ran(run, path, tasks=None):
         assert marks == (expected, 0), ("expected %d in-process runs, saw %r (in-process, module)" % (expected, marks),
                                         run)
     else:
-        assert marks[0] == 0 and marks[1] >= expected, ("expected %d module processes, saw %r" % (expected, marks),
-                                                         run)
+        fallbacks = run.stdout.count(FALLBACK_MARK)
+        assert marks[0] == 0 and fallbacks == expected and marks[1] >= expected, (
+            "expected %d module processes, saw %r (in-process, module) and %d fallbacks" % (expected, marks, fallbacks),
+            run)
 
 
 class PathRunner(object):
