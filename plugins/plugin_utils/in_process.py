@@ -192,6 +192,7 @@ def secret_values(argument_spec, module_args):
     """The values a module run masks (no_log options, private keys pasted into other options), found without
     running the module: for output of a module that crashed before it could mask anything."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
     from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import private_key_options
 
     params = dict((k, v) for k, v in module_args.items() if not k.startswith("_ansible_"))
@@ -301,7 +302,8 @@ class ModuleAction(ActionBase):
 
         # as _execute_module(): internal keys and the 'results' key of a module
         data.pop("_ansible_suppress_tmpdir_delete", None)
-        if "results" in data and (not isinstance(data["results"], Sequence) or isinstance(data["results"], string_types)):
+        results = data.get("results")
+        if "results" in data and (not isinstance(results, Sequence) or isinstance(results, string_types)):
             data["ansible_module_results"] = data.pop("results")
             display.warning("Found internal 'results' key in module return, renamed to 'ansible_module_results'.")
         remove_internal_keys(data)

@@ -6,8 +6,8 @@ case through both and compare.
 - ``module``: ``MESHPKI_IN_PROCESS=0`` forces the normal module execution (AnsiballZ, a shell, a Python).
 
 At ``-vvv`` each task says which one ran: the action plugin's line for in-process, its fallback line (with the
-reason) and ansible-core's ``Using module file`` for a module process. :func:`run_both` checks it, so a case that silently ran the same way
-twice fails.
+reason) and ansible-core's ``Using module file`` for a module process. :func:`run_both` checks it, so a case that
+silently ran the same way twice fails.
 """
 
 import copy
