@@ -19,9 +19,10 @@ The rule (:meth:`ModuleAction.remote_reason`): in-process when all of
 - the task's connection (the delegated host's, with ``delegate_to``) is ``ansible.builtin.local``;
 - no ``become`` (the module would run as another user) and no ``async`` (async_wrapper runs it detached);
 - the Python the module would run under is the controller's: ``ansible_python_interpreter`` of the target (of the
-  delegated host, with ``delegate_to``), else the ``INTERPRETER_PYTHON`` setting, is ``auto*`` or names this
-  same Python (same ``bin`` directory, same executable). A host set to another Python (a virtualenv with other
-  libraries) keeps running the modules there.
+  delegated host, with ``delegate_to``), else the ``INTERPRETER_PYTHON`` setting, names this same Python (same
+  ``bin`` directory, same executable), or is ``auto*`` and this Python has the collection's requirements
+  (:data:`REQUIREMENTS`, looked up without importing them). A host set to another Python (a virtualenv with other
+  libraries), or ``auto`` where only the discovered Python has the libraries, keeps running the modules there.
 
 Module defaults (``module_defaults``, also the ``group/meshpki.vault_ca.vault`` and ``.istio`` action groups of
 meta/runtime.yml) are merged into the task's arguments by the task executor before any action plugin runs
@@ -35,6 +36,7 @@ __metaclass__ = type
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import io
 import json
@@ -69,6 +71,10 @@ MODULES_PACKAGE = "ansible_collections.meshpki.vault_ca.plugins.modules"
 # encoded and the result decoded with it, as for the AnsiballZ payload (tests/unit check it against core).
 PROFILE = "legacy"
 
+# The import names of the collection's requirements.txt (module_utils.module.LIBRARIES): with an ``auto``
+# interpreter the module runs in-process only when the controller's Python has them all.
+REQUIREMENTS = ("cryptography", "hvac", "kubernetes", "yaml")
+
 # Globals of ansible.module_utils a module run sets; each run starts from a clean state, as a new process does,
 # and the worker gets its own back afterwards (a loop runs every item in the same worker).
 _BASIC_GLOBALS = ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS")
@@ -88,6 +94,11 @@ def same_python(interpreter, executable=None):
     real = os.path.realpath
     return (real(os.path.dirname(interpreter)) == real(os.path.dirname(executable))
             and real(interpreter) == real(executable))
+
+
+def missing_requirements(names=REQUIREMENTS):
+    """The libraries of ``names`` this Python cannot import (found with find_spec: nothing is imported)."""
+    return [name for name in names if importlib.util.find_spec(name) is None]
 
 
 def switch_value(task_vars, templar, environ=None):
@@ -270,7 +281,12 @@ class ModuleAction(ActionBase):
         if self._task.async_val:
             return "async task"
         interpreter = self.interpreter(task_vars)
-        if not interpreter.startswith("auto") and not same_python(interpreter):
+        if interpreter.startswith("auto"):
+            missing = missing_requirements()
+            if missing:
+                return ("interpreter %s and the controller's Python %s lacks %s: the discovered Python runs it"
+                        % (interpreter, sys.executable, ", ".join(missing)))
+        elif not same_python(interpreter):
             return "ansible_python_interpreter %s is not the controller's Python %s" % (interpreter, sys.executable)
         return None
 

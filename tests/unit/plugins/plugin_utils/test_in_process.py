@@ -11,6 +11,7 @@ __metaclass__ = type
 
 import ast
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from ansible.playbook.task import Task
 from ansible.plugins.loader import connection_loader
 from ansible.template import Templar
 
+from ansible_collections.meshpki.vault_ca.plugins.plugin_utils import in_process
 from ansible_collections.meshpki.vault_ca.plugins.plugin_utils.in_process import (
     PROFILE,
     ModuleAction,
@@ -130,6 +132,24 @@ def test_remote_reason(kwargs, task_vars, reason, monkeypatch):
         assert found is None
     else:
         assert found and reason in found, found
+
+
+def test_the_requirements_are_the_runtimes_libraries():
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import LIBRARIES
+
+    assert sorted(in_process.REQUIREMENTS) == sorted(LIBRARIES.values())
+
+
+@pytest.mark.parametrize("interpreter", [None, "auto", "auto_silent"])
+def test_auto_interpreter_without_the_requirements_runs_the_discovered_python(interpreter, monkeypatch):
+    monkeypatch.delenv("MESHPKI_IN_PROCESS", raising=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kubernetes" else real(name, *a))
+    task_vars = {} if interpreter is None else {"ansible_python_interpreter": interpreter}
+    reason = _action().remote_reason(task_vars)
+    assert reason and "lacks kubernetes: the discovered Python runs it" in reason, reason
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert _action().remote_reason(task_vars) is None
 
 
 def test_the_fallback_runs_execute_module(monkeypatch):
