@@ -50,7 +50,6 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.module_utils.six import string_types, text_type
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
@@ -114,7 +113,7 @@ def switch_value(task_vars, templar, environ=None):
         return boolean(value, strict=True)
     except TypeError:
         raise AnsibleActionFail("%s is %r; set it to true or false (false runs the collection's modules as "
-                                "module processes even on the local connection)." % (origin, value))
+                                "module processes even on the local connection)." % (origin, value)) from None
 
 
 def encode_arguments(module_args, profile=PROFILE):
@@ -151,7 +150,7 @@ def module_context(arguments, environment, profile=PROFILE):
         for name, value in saved_warnings.items():
             setattr(module_warnings, name, type(value)())
         for name, value in environment.items():
-            os.environ[name] = value if isinstance(value, string_types) else text_type(value)
+            os.environ[name] = value if isinstance(value, str) else str(value)
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             yield stdout, stderr
     finally:
@@ -215,7 +214,7 @@ def secret_values(argument_spec, module_args):
         secrets, validated = set(), params
     for _option, values in private_key_options(validated, argument_spec):
         secrets.update(values)
-    return set(s for s in secrets if isinstance(s, string_types) and s)
+    return set(s for s in secrets if isinstance(s, str) and s)
 
 
 def mask_text(text, secrets):
@@ -266,8 +265,8 @@ class ModuleAction(ActionBase):
         """The Python the module would run under: ansible_python_interpreter, else INTERPRETER_PYTHON."""
         target_vars = self._target_vars(task_vars)
         if target_vars.get("ansible_python_interpreter") is not None:
-            return text_type(self._templar.template(target_vars["ansible_python_interpreter"]))
-        return text_type(C.config.get_config_value("INTERPRETER_PYTHON", variables=target_vars))
+            return str(self._templar.template(target_vars["ansible_python_interpreter"]))
+        return str(C.config.get_config_value("INTERPRETER_PYTHON", variables=target_vars))
 
     def remote_reason(self, task_vars):
         """None when the module runs in-process, else why it runs as a module process (shown at -vvv)."""
@@ -309,7 +308,7 @@ class ModuleAction(ActionBase):
         except Exception as e:
             raise AnsibleActionFail("meshpki.vault_ca.%s cannot be loaded in the controller's worker: %s: %s. Set "
                                     "%s=0 to run it as a module process." % (self.module_leaf(), type(e).__name__,
-                                                                             e, SWITCH_ENV))
+                                                                             e, SWITCH_ENV)) from e
         res = run_main(main, encode_arguments(module_args), environment)
         if res.pop("crashed"):
             secrets = secret_values(argument_spec, module_args)
@@ -319,7 +318,7 @@ class ModuleAction(ActionBase):
         # as _execute_module(): internal keys and the 'results' key of a module
         data.pop("_ansible_suppress_tmpdir_delete", None)
         results = data.get("results")
-        if "results" in data and (not isinstance(results, Sequence) or isinstance(results, string_types)):
+        if "results" in data and (not isinstance(results, Sequence) or isinstance(results, str)):
             data["ansible_module_results"] = data.pop("results")
             display.warning("Found internal 'results' key in module return, renamed to 'ansible_module_results'.")
         remove_internal_keys(data)
