@@ -185,7 +185,7 @@ def _crash_output(exception, profile):
 def run_main(main, arguments, environment, profile=PROFILE):
     """Call a module's ``main()`` in this process with ``arguments`` (encode_arguments()); returns
     ``dict(rc=..., stdout=..., stderr=..., crashed=...)`` as _low_level_execute_command() would for the module."""
-    crashed = False
+    crashed, rc = False, 1
     with module_context(arguments, environment, profile) as (stdout, stderr):
         try:
             main()
