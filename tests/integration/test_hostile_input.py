@@ -3,8 +3,10 @@
 - A subject field of a generated root or intermediate (common name, O, OU, C, L, ST) with a newline, a NUL,
   a bidi override or another invisible character is refused before any request: the audit log shows none.
 - With ANSIBLE_KEEP_REMOTE_FILES=1 Ansible turns pipelining off (even when it is asked for) and leaves each
-  module's AnsiballZ file - its arguments, the token included - in the remote temp dir: every module warns,
-  naming the file. Without it there is no such file and no warning, pipelining on or off.
+  module's AnsiballZ file - its arguments, the token included - in the remote temp dir: every module run as a
+  module process (MESHPKI_IN_PROCESS=0 here; any connection but local) warns, naming the file. Without it there
+  is no such file and no warning, pipelining on or off. In-process (the local connection's default) there is no
+  AnsiballZ file at all, so nothing is kept and nothing is warned about.
 """
 
 import glob
@@ -13,6 +15,7 @@ import os
 import pytest
 
 from harness.hostile import run_module
+from harness.paths import path_env
 
 BAD_SUBJECTS = ["tetrate.io\nCN=evil", "tetrate.io\x00evil", "tetrate\u202eoi.etartet", "a\u200bb", "a\u2028b",
                 "a\rb"]
@@ -58,8 +61,9 @@ def _kept_play(bao):
 @pytest.mark.parametrize("pipelining", ["0", "1"])
 def test_keep_remote_files_warns_and_names_the_file(playbook, bao, tmp_path, pipelining):
     remote = tmp_path / "remote-tmp"
-    run = playbook(_kept_play(bao), env={"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_PIPELINING": pipelining,
-                                         "ANSIBLE_REMOTE_TEMP": str(remote)})
+    run = playbook(_kept_play(bao), env=path_env("module", {"ANSIBLE_KEEP_REMOTE_FILES": "1",
+                                                            "ANSIBLE_PIPELINING": pipelining,
+                                                            "ANSIBLE_REMOTE_TEMP": str(remote)}))
     kept = glob.glob(str(remote / "**" / "AnsiballZ_vault_login.py"), recursive=True)
     assert kept, "Ansible kept no AnsiballZ file: the case does not show what it should"
     with open(kept[0], "rb") as f:
@@ -76,7 +80,8 @@ def test_keep_remote_files_warns_also_when_the_arguments_are_refused(playbook, b
     play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
              "tasks": [{"name": "no policy text", "ignore_errors": True,
                         "meshpki.vault_ca.vault_policy": {"url": bao.url, "token": bao.token, "name": "p"}}]}]
-    run = playbook(play, env={"ANSIBLE_KEEP_REMOTE_FILES": "1", "ANSIBLE_REMOTE_TEMP": str(remote)})
+    run = playbook(play, env=path_env("module", {"ANSIBLE_KEEP_REMOTE_FILES": "1",
+                                                 "ANSIBLE_REMOTE_TEMP": str(remote)}))
     result = run.task("no policy text")
     assert result["status"] == "failed" and "missing" in result["result"]["msg"], result
     warnings = " ".join(result["result"].get("warnings") or [])
@@ -91,3 +96,14 @@ def test_without_keep_remote_files_there_is_no_warning(playbook, bao, tmp_path, 
         assert not any("KEEP_REMOTE_FILES" in w for w in run.task(name)["result"].get("warnings") or []), run
     assert not os.path.exists(str(tmp_path / "remote-tmp")) or not glob.glob(
         str(tmp_path / "remote-tmp" / "**" / "AnsiballZ_*"), recursive=True)
+
+
+def test_keep_remote_files_in_process_keeps_nothing_and_warns_about_nothing(playbook, bao, tmp_path):
+    """In the controller's worker the arguments never reach a file: no AnsiballZ file, no warning."""
+    remote = tmp_path / "remote-tmp"
+    run = playbook(_kept_play(bao), env=path_env("in_process", {"ANSIBLE_KEEP_REMOTE_FILES": "1",
+                                                                "ANSIBLE_REMOTE_TEMP": str(remote)}))
+    assert run.task("log in")["status"] == "ok", run
+    for name in ("log in", "verify", "annotate"):
+        assert not any("KEEP_REMOTE_FILES" in w for w in run.task(name)["result"].get("warnings") or []), run
+    assert not glob.glob(str(remote / "**" / "AnsiballZ_*"), recursive=True)

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from harness import certs
+from harness.paths import PATHS, PathRunner, assert_ran
 
 # module -> (base args, [PEM-valued options that are not no_log]); dotted = a key of a dict option,
 # "option[]" = an element of a list option.
@@ -55,7 +56,9 @@ def _cases(cert_pem):
     return cases
 
 
-def test_a_pasted_private_key_is_refused_and_never_printed(playbook, bao):
+@pytest.mark.parametrize("path", PATHS)
+def test_a_pasted_private_key_is_refused_and_never_printed(playbook, bao, path):
+    playbook = PathRunner(playbook, path)
     ca = certs.make_ca("pem options test CA")
     cases = _cases(ca.cert_pem)
     tasks = []
@@ -67,6 +70,7 @@ def test_a_pasted_private_key_is_refused_and_never_printed(playbook, bao):
                      "module_defaults": {"group/meshpki.vault_ca.vault": {"url": bao.url, "token": bao.token}},
                      "tasks": tasks}], verbosity=3)
     assert run.rc == 0, run
+    assert_ran(run, path, tasks=len(cases))
     output = run.output
     for cid, _module, option, _args, key in cases:
         result = run.task("run " + cid)
