@@ -91,11 +91,11 @@ _HELM_MESH = ("meshConfig", "defaultConfig", "proxyMetadata")
 TARGETS = {
     "tsb_controlplane": Target("tsb_controlplane", "install.tetrate.io", "v1alpha1", "ControlPlane",
                                "controlplanes", _TSB_DEPLOYMENT, "list", _TSB_DEPLOYMENT[:-1],
-                               (_TSB_DEPLOYMENT, _TSB_DEPLOYMENT[:-1])),
+                               (_TSB_DEPLOYMENT, _TSB_DEPLOYMENT[:-1] + ("overlays",))),
     "istio_operator": Target("istio_operator", "install.istio.io", "v1alpha1", "IstioOperator",
-                             "istiooperators", _IOP_K8S, "list", _IOP_MESH, (_IOP_K8S, _IOP_MESH[:2])),
+                             "istiooperators", _IOP_K8S, "list", _IOP_MESH, (_IOP_K8S, _IOP_MESH)),
     "helm_values": Target("helm_values", None, None, None, None, ("pilot",), "map", _HELM_MESH,
-                          (("pilot",), _HELM_MESH[:1])),
+                          (("pilot",), _HELM_MESH)),
 }
 
 # istio_multiroot (root rotation, issue #18): istiod accepts a root-cert.pem whose set of roots changed (A -> A+B

@@ -401,7 +401,7 @@ class Manifest(object):
             path = container[:depth]
             node = _node_at(root, path)
             new_value = _data_at(new_doc, path)
-            if node is None and isinstance(new_value, dict) and new_value:
+            if node is None and isinstance(new_value, (dict, list)) and new_value:
                 insertion = self._insertion(index, new_doc, path, new_value)
                 if insertion is not None:
                     yield insertion

@@ -305,7 +305,7 @@ metadata:
 spec:
   profile: default  # keep this comment
   meshConfig:
-    accessLogFile: /dev/stdout
+    accessLogFile: /dev/stdout  # the access log
   components:
     pilot:
       k8s:
@@ -349,7 +349,8 @@ def run(path, check_mode=False, **overrides):
 
 @pytest.mark.parametrize("target, text, kept", [
     ("istio_operator", OPERATOR_TEXT, ["# keep this comment", "# a comment between the two mappings",
-                                       "# and this one", "# the cluster's IstioOperator"]),
+                                       "# and this one", "# the cluster's IstioOperator",
+                                       "accessLogFile: /dev/stdout  # the access log"]),
     ("tsb_controlplane", CONTROLPLANE_TEXT, ["# keep", "# keep too"]),
     ("helm_values", VALUES_TEXT, ["# values of the istiod chart", "# keep"]),
 ])
