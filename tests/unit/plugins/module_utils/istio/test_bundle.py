@@ -686,7 +686,8 @@ def test_root_file_holding_a_self_signed_non_ca(ec_pki):
     not_ca = make_cert("self-signed leaf", ec_pki.other_root_key, ca=False)
     report = run(ec_pki.bundle(roots=[ec_pki.root, not_ca]))
     assert_fails_exactly(report, "roots_self_signed_ca")
-    assert "offending: 'CN=self-signed leaf' (not a CA)." in check(report, "roots_self_signed_ca")["detail"]
+    assert "offending: 'CN=self-signed leaf' (#2 of root-cert.pem, SHA-256 %s...) (not a CA)." % (
+        cert_info(not_ca)["sha256_fingerprint"][:23]) in check(report, "roots_self_signed_ca")["detail"]
 
 
 def three_levels(pki, root=None, root_key=None, middle_after=NOW + 200 * DAY, ca_after=NOW + 90 * DAY,
