@@ -214,8 +214,9 @@ options:
       - "Where, per O(target): V(istio_operator) - C(spec.components.pilot.k8s.env) and
         C(spec.meshConfig.defaultConfig.proxyMetadata); V(helm_values) - C(pilot.env) and
         C(meshConfig.defaultConfig.proxyMetadata); V(tsb_controlplane) -
-        C(spec.components.istio.kubeSpec.deployment.env) and, because the C(ControlPlane) has no field for the mesh config, an overlay patch of the C(IstioOperator)
-        C(tsb-istiocontrolplane) the TSB operator generates (C(spec.components.istio.kubeSpec.overlays), patch path
+        C(spec.components.istio.kubeSpec.deployment.env) and, as TSB's documentation changes the mesh config, an
+        overlay patch of the C(IstioOperator) C(tsb-istiocontrolplane) that the TSB operator generates
+        (C(spec.components.istio.kubeSpec.overlays), patch path
         C(spec.meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT), value C(\"true\")). That patch sets one
         key, so other proxy metadata stays; it is kept after any patch of the same overlay that replaces
         C(proxyMetadata) or a parent of it as a whole."

@@ -360,7 +360,8 @@ def test_task_file_mode_four_steps(tmp_path, target, text, kept):
     original = yaml.safe_load(text)
     check, _m = run(str(path), check_mode=True, target=target)
     assert check["changed"] is True and path.read_text() == text
-    assert "PROXY_CONFIG_XDS_AGENT" in check["diff"]["after"] and "PROXY_CONFIG_XDS_AGENT" not in check["diff"]["before"]
+    assert "PROXY_CONFIG_XDS_AGENT" in check["diff"]["after"]
+    assert "PROXY_CONFIG_XDS_AGENT" not in check["diff"]["before"]
     applied, module = run(str(path), target=target)
     assert applied["changed"] is True and module.warnings == []
     assert applied["proxy_metadata"] == {"PROXY_CONFIG_XDS_AGENT": "true"}
