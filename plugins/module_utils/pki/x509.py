@@ -336,6 +336,11 @@ def _by_key_id(certs, wanted):
     return [cert for _rank, _position, cert in sorted(ranked, key=lambda item: item[:2])]
 
 
+def _index(certs, cert):
+    der = der_bytes(cert)
+    return next(index for index, other in enumerate(certs) if der_bytes(other) == der)
+
+
 def build_chain(leaf, intermediates, roots):
     """Build a path from ``leaf`` to one of ``roots`` the way Go's ``crypto/x509`` does.
 
@@ -356,6 +361,7 @@ def build_chain(leaf, intermediates, roots):
         wanted = _authority_key_id(current)
         candidates = ([(root, True) for root in _by_key_id(roots, wanted)]
                       + [(cert, False) for cert in _by_key_id(intermediates, wanted)])
+        several = len(roots) > 1
         found_name = False
         for candidate, is_root in candidates:
             if not same_name(current.issuer, candidate.subject):
@@ -363,7 +369,9 @@ def build_chain(leaf, intermediates, roots):
             if any(der_bytes(candidate) == der_bytes(seen) for seen in path):
                 continue
             found_name = True
-            where = "root-cert.pem" if is_root else "cert-chain.pem"
+            where = "cert-chain.pem"
+            if is_root:  # the old and the new root of a rotation share their name: say which one
+                where = "root-cert.pem #%d" % (_index(roots, candidate) + 1) if several else "root-cert.pem"
             reason = signature_error(current, candidate) or _insecure_signature(current)
             if reason is None and not is_root and not is_ca_cert(candidate):
                 reason = f"{cert_label(candidate)!r} is not a CA (basic constraints CA:FALSE or missing)"

@@ -769,7 +769,7 @@ def test_two_roots_with_one_name_as_in_a_root_rotation(ec_pki, old_first):
         "all 2 certificate(s) of root-cert.pem are self-signed CAs"
     path, problems = build_chain(ec_pki.intermediate, [], roots)
     assert path == [ec_pki.intermediate, ec_pki.root]
-    assert problems == (["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): signature "
+    assert problems == (["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem #1): signature "
                          "does not verify with the public key of 'CN=meshpki test root'"] if old_first else [])
 
 
