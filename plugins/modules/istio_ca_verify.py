@@ -157,7 +157,7 @@ options:
     description:
       - The roots C(root-cert.pem) must hold, exactly - each a PEM certificate (a text with one or more certificates)
         or a SHA-256 fingerprint of one (64 hex digits, colons and a C(sha256:) prefix allowed, as
-        RV(certificates.roots[].sha256_fingerprint) shows it).
+        C(sha256_fingerprint) in RV(certificates.roots) shows it).
       - Adds the check C(roots_expected), which fails naming each expected root that is missing and each root that is
         there but not expected. In a root rotation that is the old and the new root during the phases C(trust) and
         C(sign), and the new root alone after C(retire).
