@@ -211,6 +211,7 @@ def test_expect_roots_is_skipped_when_root_cert_does_not_parse(rot):
 def test_without_expect_roots_there_is_no_such_check(rot):
     report = run(rot.files(rot.int_a, [rot.a, rot.b]))
     assert "roots_expected" not in [c["name"] for c in report["checks"]]
+    assert report["ok"] is True and report["chain_root"]["position"] == 1
 
 
 @pytest.mark.parametrize("entries, message", [

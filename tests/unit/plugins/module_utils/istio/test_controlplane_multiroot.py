@@ -133,6 +133,7 @@ def test_helm_values_env_map_and_mesh_config_merge_into_the_users():
 
 @pytest.mark.parametrize("target, doc", [(CP, user_controlplane), (IOP, user_operator), (HELM, user_values)])
 def test_without_istio_multiroot_nothing_of_it_is_written(target, doc):
+    assert (PLAIN.multiroot, MULTI.multiroot) == (False, True)  # the option is read
     new, info = apply_present(doc(), target, PLAIN)
     text = yaml.safe_dump(new)
     assert "ISTIO_MULTIROOT_MESH" not in text and "PROXY_CONFIG_XDS_AGENT" not in text
@@ -143,11 +144,16 @@ def test_without_istio_multiroot_nothing_of_it_is_written(target, doc):
 def test_a_value_istiod_reads_as_true_is_kept_as_written(value):
     doc = user_operator()
     doc["spec"]["components"]["pilot"]["k8s"]["env"].append({"name": "ISTIO_MULTIROOT_MESH", "value": value})
-    doc["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"] = value
     new, _info = apply_present(doc, IOP, MULTI)
     assert [e for e in new["spec"]["components"]["pilot"]["k8s"]["env"] if e["name"] == "ISTIO_MULTIROOT_MESH"] == [
         {"name": "ISTIO_MULTIROOT_MESH", "value": value}]
+    assert new["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"] == "true"
+
+    doc = user_operator()
+    doc["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"] = value
+    new, _info = apply_present(doc, IOP, MULTI)
     assert new["spec"]["meshConfig"]["defaultConfig"]["proxyMetadata"]["PROXY_CONFIG_XDS_AGENT"] == value
+    assert {"name": "ISTIO_MULTIROOT_MESH", "value": "true"} in new["spec"]["components"]["pilot"]["k8s"]["env"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -225,6 +231,7 @@ def test_tsb_a_user_patch_that_already_sets_it_true_as_part_of_a_parent_is_enoug
                                        "value": {"PROXY_CONFIG_XDS_AGENT": "true", "A": "b"}}]
     new, _info = apply_present(doc, CP, MULTI)
     assert iop_patches(new)[0]["patches"] == iop_patches(doc)[0]["patches"]
+    assert kube_spec(new)["deployment"]["env"][-1] == {"name": "ISTIO_MULTIROOT_MESH", "value": "true"}
 
 
 def test_tsb_our_patch_moves_after_a_user_patch_that_replaces_proxy_metadata_as_a_whole():
@@ -263,8 +270,10 @@ def test_absent_drops_our_overlay_and_the_mappings_it_leaves_empty():
     bare = {"apiVersion": "install.tetrate.io/v1alpha1", "kind": "ControlPlane", "metadata": {"name": "cp"},
             "spec": {"hub": "x"}}
     added, _info = apply_present(bare, CP, MULTI)
+    assert len(kube_spec(added)["overlays"]) == 1
     assert apply_absent(added, CP, MULTI_ABSENT)[0] == bare
     values, _info = apply_present({}, HELM, MULTI)
+    assert values["meshConfig"] == {"defaultConfig": {"proxyMetadata": {"PROXY_CONFIG_XDS_AGENT": "true"}}}
     assert apply_absent(values, HELM, MULTI_ABSENT)[0] == {}
 
 
