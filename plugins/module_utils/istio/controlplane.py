@@ -506,7 +506,7 @@ def _tsb_overlays(kube_spec, create):
     ours = [index for index, overlay in enumerate(overlays) if isinstance(overlay, dict)
             and (overlay.get("apiVersion"), overlay.get("kind"), overlay.get("name")) == TSB_ISTIO_OPERATOR]
     for index in ours:
-        if not isinstance(overlays[index].get("patches", []), list):
+        if not isinstance(overlays[index].get("patches") or [], list):
             raise MeshPkiError("spec.components.istio.kubeSpec.overlays[%d] (IstioOperator %s) has patches that are "
                                "%s, expected a list of {path, value}." % (index, TSB_ISTIO_OPERATOR[2],
                                                                           type_name(overlays[index]["patches"])))
@@ -556,7 +556,7 @@ def _ensure_tsb_metadata(doc, target):
             overlays[index]["patches"] = kept
     patch = {"path": TSB_XDS_AGENT_PATCH, "value": "true"}
     if ours:
-        overlays[ours[-1]].setdefault("patches", []).append(patch)
+        overlays[ours[-1]]["patches"] = list(overlays[ours[-1]].get("patches") or []) + [patch]
     else:
         overlays.append({"apiVersion": TSB_ISTIO_OPERATOR[0], "kind": TSB_ISTIO_OPERATOR[1],
                          "name": TSB_ISTIO_OPERATOR[2], "patches": [patch]})

@@ -245,6 +245,17 @@ def test_tsb_our_patch_moves_after_a_user_patch_that_replaces_proxy_metadata_as_
     assert apply_present(new, CP, MULTI)[0] == new
 
 
+def test_tsb_an_overlay_of_the_operator_without_patches_gets_ours():
+    doc = user_controlplane()
+    iop_patches(doc)[0]["patches"] = None
+    new, _info = apply_present(doc, CP, MULTI)
+    assert iop_patches(new)[0]["patches"] == [{"path": PATCH, "value": "true"}]
+    iop_patches(doc)[0]["patches"] = {"path": PATCH}
+    with pytest.raises(MeshPkiError, match=r"overlays\[1\] \(IstioOperator tsb-istiocontrolplane\) has patches that "
+                                           "are a mapping, expected a list"):
+        apply_present(doc, CP, MULTI)
+
+
 def test_tsb_refuses_overlays_that_are_not_a_list():
     doc = user_controlplane()
     kube_spec(doc)["overlays"] = {"a": 1}
