@@ -443,7 +443,6 @@ def _refuse_not_true(name, where_, value):
            "proxy metadata)", name))
 
 
-
 def _mapping(doc, path, create, what):
     """The mapping at ``path`` in ``doc`` (created when ``create``), None when missing; a non-mapping on the way is
     an error naming it."""
@@ -530,7 +529,6 @@ def _patch_sets(patch):
     return "ancestor", value
 
 
-
 def _ensure_tsb_metadata(doc, target):
     """PROXY_CONFIG_XDS_AGENT=true through an overlay patch of the generated IstioOperator; the patch must be the
     last one touching that key (a later patch of proxyMetadata or a parent as a whole would replace it)."""
@@ -542,8 +540,8 @@ def _ensure_tsb_metadata(doc, target):
             how = _patch_sets(patch)
             if how is None:
                 continue
-            label = "spec.components.istio.kubeSpec.overlays[%d].patches[%d] (path %s)" % (index, position,
-                                                                                         patch["path"])
+            label = "spec.components.istio.kubeSpec.overlays[%d].patches[%d] (path %s)" % (
+                index, position, patch["path"])
             if how[1] is not _MISSING and not _go_bool(how[1]):
                 _refuse_not_true(XDS_AGENT_METADATA, label, how[1])
             last = (index, position, how)
