@@ -245,6 +245,10 @@ seealso:
   - name: Istio plugin CA certificates
     description: The files istiod reads from ROOT_CA_DIR.
     link: https://istio.io/latest/docs/tasks/security/cert-management/plugin-ca-cert/
+  - name: Customizing TSB Kubernetes components (overlays)
+    description: How a TSB ControlPlane patches the IstioOperator C(tsb-istiocontrolplane) its operator
+      generates - where O(istio_multiroot) puts the mesh's proxy metadata for V(tsb_controlplane).
+    link: https://docs.tetrate.io/service-bridge/operations/kube-customization
 '''
 
 EXAMPLES = r'''
