@@ -31,7 +31,14 @@ description:
     C(root-cert.pem) through C(cert-chain.pem)), C(roots_self_signed_ca), C(root_cert_excludes_intermediate),
     C(ext_key_usage), C(certificates_valid_now), C(intermediate_within_root_lifetime), and finally
     C(workload_cert_verifies) - a throw-away SPIFFE workload certificate is signed with the key and verified leaf to
-    intermediate to root, as a peer would. O(min_days_left) adds C(min_days_left)."
+    intermediate to root, as a peer would. O(min_days_left) adds C(min_days_left), O(expect_roots) adds
+    C(roots_expected)."
+  - "B(Several roots) in C(root-cert.pem) (a root rotation: the old and the new root while workloads move from one to
+    the other): every root must be a self-signed CA certificate valid now, the intermediate must chain to one of them,
+    and the test workload certificate must verify against the whole set. Two roots with the same name (the new root
+    of a rotation usually keeps the old one's common name, with a new key) are told apart by key identifier and
+    signature, as Go's C(crypto/x509) does; the details say which root (C(#2 of root-cert.pem) and its SHA-256
+    fingerprint), and RV(chain_root) which one the intermediate chains to."
   - Fails when any check fails; the message lists every failed check and the result still holds the whole report.
   - The private key is never returned, logged or written anywhere.
 author:
@@ -146,6 +153,19 @@ options:
         description: Name of the role.
         type: str
         required: true
+  expect_roots:
+    description:
+      - The roots C(root-cert.pem) must hold, exactly - each a PEM certificate (a text with one or more certificates)
+        or a SHA-256 fingerprint of one (64 hex digits, colons and a C(sha256:) prefix allowed, as
+        C(sha256_fingerprint) in RV(certificates.roots) shows it).
+      - Adds the check C(roots_expected), which fails naming each expected root that is missing and each root that is
+        there but not expected. In a root rotation that is the old and the new root during the phases C(trust) and
+        C(sign), and the new root alone after C(retire).
+      - Not given - any set of roots passes this part (the other checks still apply to every root).
+      - An entry that is neither is an error before anything is read.
+    type: list
+    elements: str
+    version_added: 0.2.0
   min_days_left:
     description:
       - Also fail (check C(min_days_left)) when the intermediate or a CA above it expires in fewer days than this.
@@ -191,6 +211,18 @@ EXAMPLES = r'''
     ca_key_pem: "{{ istioca_key }}"
     cert_chain_pem: "{{ lookup('ansible.builtin.file', 'istioca-chain.pem') }}"
     root_cert_pem: "{{ lookup('ansible.builtin.file', 'root.crt') }}"
+
+- name: During a root rotation - the rendered bundle must trust exactly the old and the new root
+  meshpki.vault_ca.istio_ca_verify:
+    path: /etc/cacerts-vault
+    expect_roots:
+      - "{{ lookup('ansible.builtin.file', 'old-root.pem') }}"
+      - "3F:1C:0A:...:9B"  # the new root's SHA-256 fingerprint (certificates.roots[].sha256_fingerprint)
+  register: bundle
+
+- name: Which root signs the intermediate now
+  ansible.builtin.debug:
+    msg: "{{ bundle.chain_root.position }} {{ bundle.chain_root.sha256_fingerprint }}"
 
 - name: Report without failing, then decide
   meshpki.vault_ca.istio_ca_verify:
@@ -265,6 +297,14 @@ certificates:
       description: The certificates of C(root-cert.pem), same fields.
       type: list
       elements: dict
+chain_root:
+  description: The root of C(root-cert.pem) the intermediate chains to - C(position) (1 for the first certificate of
+    the file), C(subject) and C(sha256_fingerprint); null when it chains to none. With two roots of the same name (a
+    rotation) this says which one signs.
+  returned: always
+  type: dict
+  sample: {position: 2, subject: "CN=tetrate.io", sha256_fingerprint: "3F:1C:..."}
+  version_added: 0.2.0
 chain_path:
   description: Subjects from the intermediate to the root it verified to; empty when it did not.
   returned: always
@@ -311,6 +351,7 @@ ARGUMENT_SPEC = module_spec(dict(
         kubernetes_auth_mount=dict(type="str", default="kubernetes", aliases=["mount"]),
         name=dict(type="str", required=True))),
     min_days_left=dict(type="int"),
+    expect_roots=dict(type="list", elements="str"),
 ))
 SOURCES = ("path", "vault_paths")
 

@@ -204,6 +204,33 @@ options:
         refused - use the dedicated options.
       - With O(state=absent) these keys are removed.
     type: dict
+  istio_multiroot:
+    description:
+      - "Prepare the mesh for a root rotation (several roots in C(root-cert.pem), see
+        R(Rotating the root,ansible_collections.meshpki.vault_ca.docsite.rotation)): V(true) also writes
+        C(ISTIO_MULTIROOT_MESH=true) in istiod's env - without it istiod ignores a C(root-cert.pem) whose set of roots
+        changes - and C(PROXY_CONFIG_XDS_AGENT=true) in the mesh's default proxy metadata, so that the proxies take the
+        new trust bundle from istiod."
+      - "Where, per O(target): V(istio_operator) - C(spec.components.pilot.k8s.env) and
+        C(spec.meshConfig.defaultConfig.proxyMetadata); V(helm_values) - C(pilot.env) and
+        C(meshConfig.defaultConfig.proxyMetadata); V(tsb_controlplane) -
+        C(spec.components.istio.kubeSpec.deployment.env) and, as TSB's documentation changes the mesh config, an
+        overlay patch of the C(IstioOperator) C(tsb-istiocontrolplane) that the TSB operator generates
+        (C(spec.components.istio.kubeSpec.overlays), patch path
+        C(spec.meshConfig.defaultConfig.proxyMetadata.PROXY_CONFIG_XDS_AGENT), value C(\"true\")). That patch sets one
+        key, so other proxy metadata stays; it is kept after any patch of the same overlay that replaces
+        C(proxyMetadata) or a parent of it as a whole."
+      - "Everything else stays: other env entries, other proxy metadata keys, other overlays and patches. A value that
+        is already true for istiod (Go's C(strconv.ParseBool): C(true), C(1), C(True), ...) is kept as written."
+      - "B(A user setting that says false is refused, not overridden): when C(ISTIO_MULTIROOT_MESH) or
+        C(PROXY_CONFIG_XDS_AGENT) is already set to C(false) (or anything that is not true, or through C(valueFrom)),
+        the task fails naming where, and writes nothing. Set it to C(\"true\") there or remove it, then run again."
+      - V(false) (the default) leaves whatever the target has - it never removes these settings.
+      - With O(state=absent) and V(true), C(ISTIO_MULTIROOT_MESH) and C(PROXY_CONFIG_XDS_AGENT) are removed (for
+        V(tsb_controlplane) the overlay patch with that path, and the overlay when nothing else is left in it).
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - The pure logic (annotations and templates) is shared with M(meshpki.vault_ca.istio_ca_verify) and the
     C(istio_ca_policy_rules) filter, so the policy, the templates and the verification read the same four paths.
@@ -218,6 +245,10 @@ seealso:
   - name: Istio plugin CA certificates
     description: The files istiod reads from ROOT_CA_DIR.
     link: https://istio.io/latest/docs/tasks/security/cert-management/plugin-ca-cert/
+  - name: Customizing TSB Kubernetes components (overlays)
+    description: How a TSB ControlPlane patches the IstioOperator C(tsb-istiocontrolplane) its operator
+      generates - where O(istio_multiroot) puts the mesh's proxy metadata for V(tsb_controlplane).
+    link: https://docs.tetrate.io/service-bridge/operations/kube-customization
 '''
 
 EXAMPLES = r'''
@@ -268,6 +299,15 @@ EXAMPLES = r'''
   meshpki.vault_ca.tsb_controlplane_annotations:
     target: helm_values
     path: "{{ repo_dir }}/istiod-vault-values.yaml"
+    extra_env:
+      - name: AUTO_RELOAD_PLUGIN_CERTS
+        value: "true"
+
+- name: Ready for a root rotation - istiod accepts a root-cert.pem holding two roots, proxies take it over XDS
+  meshpki.vault_ca.tsb_controlplane_annotations:
+    name: controlplane
+    namespace: tsb
+    istio_multiroot: true
     extra_env:
       - name: AUTO_RELOAD_PLUGIN_CERTS
         value: "true"
@@ -324,7 +364,8 @@ backup_file:
   sample: /srv/gitops/controlplane.yaml.12345.2025-01-31@10:00:00~
 env:
   description:
-    - With O(state=present), the env entries this module manages (C(ROOT_CA_DIR) first, then O(extra_env)), as set.
+    - With O(state=present), the env entries this module manages (C(ROOT_CA_DIR) first, then O(extra_env), then
+      C(ISTIO_MULTIROOT_MESH) with O(istio_multiroot=true)), as set.
     - With O(state=absent), an empty list.
   returned: always
   type: list
@@ -338,6 +379,13 @@ annotations:
     vault.hashicorp.com/agent-inject: "true"
     vault.hashicorp.com/role: istiod
     vault.hashicorp.com/secret-volume-path: /etc/cacerts-vault
+proxy_metadata:
+  description: With O(state=present) and O(istio_multiroot=true), the mesh default proxy metadata this module manages;
+    otherwise empty.
+  returned: always
+  type: dict
+  sample: {PROXY_CONFIG_XDS_AGENT: "true"}
+  version_added: 0.2.0
 removed:
   description: What O(state=absent) removed (or would remove in check mode).
   returned: always
@@ -351,6 +399,12 @@ removed:
       description: The env names removed.
       type: list
       elements: str
+    proxy_metadata:
+      description: The proxy metadata keys removed (C(PROXY_CONFIG_XDS_AGENT)); present only with
+        O(istio_multiroot=true).
+      type: list
+      elements: str
+      version_added: 0.2.0
   sample: {annotations: [vault.hashicorp.com/agent-inject], env: [ROOT_CA_DIR]}
 kept_env:
   description: Env names of ours found with a value this module did not set (C(ROOT_CA_DIR) pointing elsewhere), kept by
@@ -404,6 +458,7 @@ ARGUMENT_SPEC = module_spec(dict(
         value=dict(type="raw"),
     )),
     extra_annotations=dict(type="dict"),
+    istio_multiroot=dict(type="bool", default=False),
 ), shared=(), ca_layout=CA_LAYOUT)
 
 

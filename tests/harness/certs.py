@@ -124,6 +124,35 @@ def make_intermediate(ca, common_name="meshpki test intermediate", days=30):
     return KeyPair(cert, key)
 
 
+def make_self_signed_leaf(common_name="meshpki self-signed leaf", days=30):
+    """A self-signed certificate that is not a CA (basic constraints CA:FALSE) - not a root."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    cert = (
+        _builder(common_name, name, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
+def make_workload_cert(intermediate, spiffe_uri="spiffe://cluster.local/ns/default/sa/default", days=1):
+    """A workload (leaf) certificate as istiod issues it under ``intermediate``: SPIFFE URI SAN, server and client
+    auth, the authority key id of the intermediate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        _builder("workload", intermediate.cert.subject, key.public_key(), days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_uri)]), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(intermediate.key.public_key()),
+                       critical=False)
+    )
+    return KeyPair(builder.sign(intermediate.key, hashes.SHA256()), key)
+
+
 def plugin_ca_files(root_days=365, intermediate_days=200):
     """The four files istiod reads from ROOT_CA_DIR for a fresh root and intermediate: {file name: PEM text}."""
     root = make_ca("meshpki test root", days=root_days)

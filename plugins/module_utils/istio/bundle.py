@@ -43,6 +43,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     public_key_matches,
     require_cryptography,
     same_name,
+    sha256_fingerprint,
     signature_error,
     spki_bytes,
     utc_moment,
@@ -87,6 +88,13 @@ CHECKS = (
     "workload_cert_verifies",
 )
 
+# With expect_roots (a rotation's gate: old+new roots in the phases trust and sign, the new one after retire) the
+# report gets one more check, right after roots_self_signed_ca.
+ROOTS_EXPECTED = "roots_expected"
+REPORT_ORDER = (CHECKS[:CHECKS.index("roots_self_signed_ca") + 1] + (ROOTS_EXPECTED,)
+                + CHECKS[CHECKS.index("roots_self_signed_ca") + 1:])
+_FINGERPRINT_RE = re.compile(r"^(?:sha-?256[:=])?((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})$", re.IGNORECASE)
+
 KEY_FORMATS = {"RSA PRIVATE KEY": "pkcs1", "PRIVATE KEY": "pkcs8", "EC PRIVATE KEY": "sec1"}
 PEM_RE = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL)
 MAX_CHAIN_DEPTH = 10
@@ -102,6 +110,88 @@ _EMPTY_HINTS = {
     "root-cert.pem": "the root mount's cert/ca returned nothing (the template's 'or' renders empty instead of "
                      "<no value>): check the root mount path and that a root was generated",
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# several roots (root rotation)
+# ---------------------------------------------------------------------------------------------------------
+
+def _root_position(roots, cert):
+    der = der_bytes(cert)
+    return next((index for index, root in enumerate(roots or [], start=1) if der_bytes(root) == der), None)
+
+
+def root_label(roots, cert):
+    """``'CN=x'`` quoted; with several roots in root-cert.pem also which one (``#2 of root-cert.pem``) and the start
+    of its SHA-256 fingerprint - the old and the new root of a rotation usually share their name."""
+    label = repr(cert_label(cert))
+    position = _root_position(roots, cert) if roots and len({der_bytes(root) for root in roots}) > 1 else None
+    if position is None:
+        return label
+    return f"{label} (#{position} of root-cert.pem, SHA-256 {sha256_fingerprint(cert)[:23]}...)"
+
+
+def parse_expected_roots(entries):
+    """``[(fingerprint, label or None)]`` for the ``expect_roots`` option: each entry a PEM text (one or more
+    certificates) or a SHA-256 fingerprint (64 hex digits, colons and a ``sha256:`` prefix allowed); None when not
+    given. Bad input raises PemError naming the entry."""
+    if entries is None:
+        return None
+    if not entries:
+        raise PemError("expect_roots is an empty list: give the root certificates (PEM) or their SHA-256 "
+                       "fingerprints that root-cert.pem must hold, or leave expect_roots unset")
+    result = []
+    for number, entry in enumerate(entries, start=1):
+        text = entry if isinstance(entry, str) else ""
+        if "-----BEGIN" in text:
+            labels = sorted({label for label, _pem in pem_blocks(text) if label != "CERTIFICATE"})
+            if labels:
+                raise PemError(f"expect_roots entry #{number} holds PEM blocks other than certificates "
+                               f"({', '.join(labels)}); give only the root certificates")
+            try:
+                certs = load_certs(text)
+            except PemError as exc:
+                raise PemError(f"expect_roots entry #{number}: {exc}") from None
+            if not certs:
+                raise PemError(f"expect_roots entry #{number} holds no complete PEM CERTIFICATE block")
+            result.extend((sha256_fingerprint(cert), repr(cert_label(cert))) for cert in certs)
+            continue
+        match = _FINGERPRINT_RE.match(re.sub(r"\s+", "", text))
+        if match is None:
+            raise PemError(f"expect_roots entry #{number} ({text[:40]!r}) is neither a PEM certificate nor a SHA-256 "
+                           "fingerprint (64 hex digits, colons allowed, as certificates.roots[].sha256_fingerprint "
+                           "shows it)")
+        digits = match.group(1).replace(":", "").upper()
+        result.append((":".join(digits[i:i + 2] for i in range(0, len(digits), 2)), None))
+    return result
+
+
+def _expected_roots_check(report, roots, expected):
+    if roots is None:
+        report.skip(ROOTS_EXPECTED, "root-cert.pem did not parse")
+        return
+    actual = {}
+    for root in roots:
+        actual.setdefault(sha256_fingerprint(root), root)
+    wanted = {}
+    for fingerprint, label in expected:
+        if wanted.get(fingerprint) is None:
+            wanted[fingerprint] = label
+    missing = [f"{label or 'a root'} (SHA-256 {fingerprint})" for fingerprint, label in wanted.items()
+               if fingerprint not in actual]
+    extra = [f"{root_label(roots, root)} (SHA-256 {fingerprint})" for fingerprint, root in actual.items()
+             if fingerprint not in wanted]
+    if missing or extra:
+        parts = ([f"missing {len(missing)}: {'; '.join(missing)}"] if missing else []) + \
+            ([f"not expected {len(extra)}: {'; '.join(extra)}"] if extra else [])
+        report.add(ROOTS_EXPECTED, False,
+                   f"root-cert.pem does not hold exactly the {len(wanted)} expected root(s) - {'; '.join(parts)}. "
+                   "In a root rotation root-cert.pem holds the old and the new root until the new one alone is "
+                   "trusted: check which roots the agent renders into it (and that it re-rendered)")
+        return
+    report.add(ROOTS_EXPECTED, True,
+               f"root-cert.pem holds exactly the {len(wanted)} expected root(s): "
+               + ", ".join(root_label(roots, actual[fingerprint]) for fingerprint in wanted))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -174,6 +264,10 @@ def _parse_checks(report, texts):
             continue
         parsed[name] = certs
         detail = f"{name}: {len(certs)} certificate(s), first {cert_label(certs[0])!r}"
+        if name == "root-cert.pem" and len(certs) > 1:
+            detail = f"{name}: {len(certs)} certificates: " + ", ".join(
+                f"#{index} {cert_label(cert)!r} (SHA-256 {sha256_fingerprint(cert)[:23]}...)"
+                for index, cert in enumerate(certs, start=1))
         if name == "ca-cert.pem" and len(certs) > 1:
             detail += "; istiod uses only the first certificate of ca-cert.pem"
         report.add(check_names[name], True, detail)
@@ -266,7 +360,8 @@ def _chain_checks(report, parsed, now):
         if path:
             report.add("chains_to_root", True,
                        "ca-cert.pem chains to root-cert.pem through cert-chain.pem: "
-                       + " -> ".join(repr(cert_label(cert)) for cert in path) + " (names and signatures verified)")
+                       + " -> ".join([repr(cert_label(cert)) for cert in path[:-1]] + [root_label(roots, path[-1])])
+                       + " (names and signatures verified)")
         else:
             self_contained = any(der_bytes(root) == der_bytes(intermediate) for root in roots)
             report.add("chains_to_root", False,
@@ -288,7 +383,7 @@ def _chain_checks(report, parsed, now):
             if not is_ca_cert(root):
                 reasons.append("not a CA")
             if reasons:
-                bad.append(f"{cert_label(root)!r} ({', '.join(reasons)})")
+                bad.append(f"{root_label(roots, root)} ({', '.join(reasons)})")
         if bad:
             report.add("roots_self_signed_ca", False,
                        f"root-cert.pem must hold only self-signed root CA certificates; offending: {', '.join(bad)}. "
@@ -348,15 +443,16 @@ def _time_checks(report, intermediate, path, roots, now):
         problems = []
         summary = []
         for cert in subjects:
+            label = root_label(roots, cert)
             if now < valid_from(cert):
-                problems.append(f"{cert_label(cert)!r} is not valid before {iso_time(valid_from(cert))} (clock "
+                problems.append(f"{label} is not valid before {iso_time(valid_from(cert))} (clock "
                                 "skew or a "
                                 "certificate dated in the future)")
             elif now > valid_until(cert):
-                problems.append(f"{cert_label(cert)!r} expired on {iso_time(valid_until(cert))} "
+                problems.append(f"{label} expired on {iso_time(valid_until(cert))} "
                                 f"({-days_left(cert, now)} day(s) ago)")
             else:
-                summary.append(f"{cert_label(cert)!r} until {iso_time(valid_until(cert))} "
+                summary.append(f"{label} until {iso_time(valid_until(cert))} "
                                f"({days_left(cert, now)} days left)")
         if problems:
             report.add("certificates_valid_now", False,
@@ -429,7 +525,8 @@ def _workload_check(report, parsed, now, spiffe_uri):
         return
     report.add("workload_cert_verifies", True,
                f"signed a throw-away workload certificate ({spiffe_uri}, EC P-256, 1 h) with ca-key.pem and verified "
-               + " -> ".join(["leaf"] + [repr(cert_label(cert)) for cert in path[1:]]) + " by signatures")
+               + " -> ".join(["leaf"] + [repr(cert_label(cert)) for cert in path[1:-1]]
+                             + [root_label(roots, path[-1])]) + " by signatures")
 
 
 def _sign_workload_cert(intermediate, ca_key, now, spiffe_uri):
@@ -458,15 +555,26 @@ def _sign_workload_cert(intermediate, ca_key, now, spiffe_uri):
     return builder.sign(ca_key, algorithm)
 
 
-def verify_bundle(ca_cert, ca_key, cert_chain, root_cert, file_names=None, now=None, spiffe_uri=SPIFFE_TEST_URI):
+def verify_bundle(ca_cert, ca_key, cert_chain, root_cert, file_names=None, now=None, spiffe_uri=SPIFFE_TEST_URI,
+                  expect_roots=None):
     """Verify the four PEM texts (str, bytes or None for a missing file) like istiod, and more.
 
     ``file_names``: the names in the CA directory (to detect ``tls.crt``); ``now``: a datetime (naive = UTC)
-    for tests. Returns ``{"ok", "checks", "failed", "certificates": {"intermediate", "chain", "roots"},
-    "path", "key", "days_left"}``; ``days_left`` is the smallest of the intermediate's and the path's (or the
+    for tests; ``expect_roots``: the option's list (PEM texts or fingerprints) or what
+    :func:`parse_expected_roots` made of it, adds the check ``roots_expected``
+    (root-cert.pem holds exactly those roots). Returns ``{"ok", "checks", "failed", "certificates":
+    {"intermediate", "chain", "roots"}, "path", "chain_root", "key", "days_left"}``; ``chain_root`` is the root of
+    root-cert.pem the intermediate chains to (``position`` in the file from 1, ``subject``,
+    ``sha256_fingerprint``) or None; ``days_left`` is the smallest of the intermediate's and the path's (or the
     roots') days left. No check stops the others.
+
+    Several roots in root-cert.pem (a root rotation): every one must be a self-signed CA valid now, the intermediate
+    must chain to one of them and the test workload certificate must verify against the whole set; two roots with
+    one name are told apart by key id and signature, never by name.
     """
     require_cryptography()
+    if isinstance(expect_roots, (list, tuple)) and expect_roots and isinstance(expect_roots[0], str):
+        expect_roots = parse_expected_roots(expect_roots)
     now = utc_moment(now)
     texts = {
         "ca-cert.pem": as_text(ca_cert),
@@ -495,9 +603,11 @@ def verify_bundle(ca_cert, ca_key, cert_chain, root_cert, file_names=None, now=N
                    "signed certificate, or re-sign a CSR from the stored key (intermediate/generate/existing)")
 
     path = _chain_checks(report, parsed, now)
+    if expect_roots is not None:
+        _expected_roots_check(report, parsed.get("root-cert.pem"), expect_roots)
     _workload_check(report, parsed, now, spiffe_uri)
 
-    order = {name: index for index, name in enumerate(CHECKS)}
+    order = {name: index for index, name in enumerate(REPORT_ORDER)}
     checks = sorted(report.checks, key=lambda check: order[check["name"]])
     intermediate = ca_certs[0] if ca_certs else None
     roots = parsed.get("root-cert.pem") or []
@@ -516,6 +626,8 @@ def verify_bundle(ca_cert, ca_key, cert_chain, root_cert, file_names=None, now=N
             "roots": [cert_info(cert, now) for cert in roots],
         },
         "path": [cert.subject.rfc4514_string() for cert in path] if path else [],
+        "chain_root": {"position": _root_position(roots, path[-1]), "subject": path[-1].subject.rfc4514_string(),
+                       "sha256_fingerprint": sha256_fingerprint(path[-1])} if path else None,
         "key": key_summary,
         "days_left": min(days_left(cert, now) for cert in lifetimes) if lifetimes else None,
     }
@@ -545,8 +657,8 @@ def read_bundle_dir(directory):
     return texts, names
 
 
-def verify_bundle_dir(directory, now=None, spiffe_uri=SPIFFE_TEST_URI):
+def verify_bundle_dir(directory, now=None, spiffe_uri=SPIFFE_TEST_URI, expect_roots=None):
     """:func:`verify_bundle` on the files of ``directory`` (as istiod's ``ROOT_CA_DIR``)."""
     texts, names = read_bundle_dir(directory)
     return verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"], texts["root-cert.pem"],
-                         file_names=names, now=now, spiffe_uri=spiffe_uri)
+                         file_names=names, now=now, spiffe_uri=spiffe_uri, expect_roots=expect_roots)

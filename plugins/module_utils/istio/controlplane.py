@@ -77,15 +77,42 @@ FIELD_MANAGER = "meshpki.vault_ca"
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 60
 
-Target = namedtuple("Target", "name group version kind plural container env_style")
+# container: the mapping holding istiod's env and podAnnotations. mesh: where the mesh's default proxy metadata
+# goes (istio_multiroot) - a mapping path (IstioOperator, Helm values), or for a TSB ControlPlane the kubeSpec
+# whose overlays patch the IstioOperator the TSB operator generates. regions: the mappings a file-mode edit
+# re-serialises, one after the other (the rest of the file keeps its text).
+Target = namedtuple("Target", "name group version kind plural container env_style mesh regions")
+
+_TSB_DEPLOYMENT = ("spec", "components", "istio", "kubeSpec", "deployment")
+_IOP_K8S = ("spec", "components", "pilot", "k8s")
+_IOP_MESH = ("spec", "meshConfig", "defaultConfig", "proxyMetadata")
+_HELM_MESH = ("meshConfig", "defaultConfig", "proxyMetadata")
 
 TARGETS = {
     "tsb_controlplane": Target("tsb_controlplane", "install.tetrate.io", "v1alpha1", "ControlPlane",
-                               "controlplanes", ("spec", "components", "istio", "kubeSpec", "deployment"), "list"),
+                               "controlplanes", _TSB_DEPLOYMENT, "list", _TSB_DEPLOYMENT[:-1],
+                               (_TSB_DEPLOYMENT, _TSB_DEPLOYMENT[:-1] + ("overlays",))),
     "istio_operator": Target("istio_operator", "install.istio.io", "v1alpha1", "IstioOperator",
-                             "istiooperators", ("spec", "components", "pilot", "k8s"), "list"),
-    "helm_values": Target("helm_values", None, None, None, None, ("pilot",), "map"),
+                             "istiooperators", _IOP_K8S, "list", _IOP_MESH, (_IOP_K8S, _IOP_MESH)),
+    "helm_values": Target("helm_values", None, None, None, None, ("pilot",), "map", _HELM_MESH,
+                          (("pilot",), _HELM_MESH)),
 }
+
+# istio_multiroot (root rotation, issue #18): istiod accepts a root-cert.pem whose set of roots changed (A -> A+B
+# -> B) only with ISTIO_MULTIROOT_MESH=true, and proxies take the trust bundle over XDS only with
+# PROXY_CONFIG_XDS_AGENT=true in the mesh's default proxy metadata.
+MULTIROOT_ENV = "ISTIO_MULTIROOT_MESH"
+XDS_AGENT_METADATA = "PROXY_CONFIG_XDS_AGENT"
+# The IstioOperator the TSB operator generates from the ControlPlane (TSB docs, "Control Plane" concept page and
+# "Customizing TSB Kubernetes Components"): spec.components.istio.kubeSpec.overlays patch it; a patch path sets one
+# leaf, so other proxyMetadata keys (the user's, the operator's) stay.
+TSB_ISTIO_OPERATOR = ("install.istio.io/v1alpha1", "IstioOperator", "tsb-istiocontrolplane")
+TSB_XDS_AGENT_PATCH = "spec.meshConfig.defaultConfig.proxyMetadata." + XDS_AGENT_METADATA
+# Go's strconv.ParseBool, which istiod and the istio-agent use for these variables.
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+_VALUE_FROM = object()  # an env entry set with valueFrom
+_MISSING = object()     # an overlay patch that replaces a parent of proxyMetadata without our key
 
 ENV_KEY = "env"
 ANNOTATIONS_KEY = "podAnnotations"
@@ -103,8 +130,9 @@ def where(target, *keys):
 class Desired(object):
     """What this collection manages for one set of options."""
 
-    def __init__(self, env, annotations, owned_annotations, owned_env, prefix, secret_volume_path):
+    def __init__(self, env, annotations, owned_annotations, owned_env, prefix, secret_volume_path, multiroot=False):
         self.env = env                              # [{"name", "value"}], ROOT_CA_DIR first
+        self.multiroot = multiroot                  # istio_multiroot
         self.annotations = annotations              # {key: value} (ours + extra_annotations)
         self.owned_annotations = owned_annotations  # keys removed by state=absent (managed + extra)
         self.owned_env = owned_env                  # names removed by state=absent (ROOT_CA_DIR: by value)
@@ -154,10 +182,16 @@ def desired_state(params):
         volume = normalize_secret_volume_path(params["secret_volume_path"])
     except InjectorError as e:
         raise MeshPkiError("Invalid injector options: %s." % e)
+    multiroot = bool(params.get("istio_multiroot"))
+    for entry in (extra_env or []) if multiroot and present else []:
+        if entry["name"] == MULTIROOT_ENV and not _go_bool(entry["value"]):
+            raise MeshPkiError("extra_env sets %s to %r while istio_multiroot=true sets it true: drop it from "
+                               "extra_env (istio_multiroot writes it)." % (MULTIROOT_ENV, entry["value"]))
+    owned_env = owned["env"] + ([MULTIROOT_ENV] if multiroot and MULTIROOT_ENV not in owned["env"] else [])
     return Desired(
         env=injection["env"], annotations=injection["annotations"],
         owned_annotations=sorted(set(owned["annotations"]) | set(extra_annotations)),
-        owned_env=owned["env"], prefix=prefix, secret_volume_path=volume,
+        owned_env=owned_env, prefix=prefix, secret_volume_path=volume, multiroot=multiroot,
     )
 
 
@@ -287,7 +321,11 @@ def apply_present(doc, target, desired):
             "prefix %s). If you switched injectors, remove them with state=absent and annotation_prefix=%s."
             % (where(target, ANNOTATIONS_KEY), len(stale), ", ".join(stale), desired.prefix,
                stale[0].split("/", 1)[0]))
-    return new, dict(warnings=warnings, removed=dict(annotations=[], env=[]), kept_env=[])
+    info = dict(warnings=warnings, removed=dict(annotations=[], env=[]), kept_env=[])
+    if desired.multiroot:
+        multiroot_present(new, target)
+        info["removed"]["proxy_metadata"] = []
+    return new, info
 
 
 def _prune(doc, path, keep_top):
@@ -303,10 +341,19 @@ def _prune(doc, path, keep_top):
 
 
 def apply_absent(doc, target, desired):
-    """``(new_doc, info)``: ``doc`` (not modified) without what this collection adds."""
+    """``(new_doc, info)``: ``doc`` (not modified) without what this collection adds (with ``istio_multiroot``,
+    also the proxy metadata setting :func:`multiroot_present` adds; its env entry is one of ``owned_env``)."""
     new = copy.deepcopy(doc) if doc is not None else {}
     if not isinstance(new, dict):
         raise MeshPkiError("The document is %s, expected a mapping." % type_name(new))
+    removed_metadata = multiroot_absent(new, target) if desired.multiroot else None
+    new, info = _absent_injection(new, target, desired)
+    if removed_metadata is not None:
+        info["removed"]["proxy_metadata"] = removed_metadata
+    return new, info
+
+
+def _absent_injection(new, target, desired):
     info = dict(warnings=[], removed=dict(annotations=[], env=[]), kept_env=[])
     container = _container(new, target, create=False)
     if container is None:
@@ -367,6 +414,193 @@ def apply_absent(doc, target, desired):
     if info["removed"]["annotations"] or info["removed"]["env"]:
         _prune(new, target.container, keep_top=target.kind is not None)
     return new, info
+
+
+# ---------------------------------------------------------------------------------------------------------
+# istio_multiroot: ISTIO_MULTIROOT_MESH=true for istiod, PROXY_CONFIG_XDS_AGENT=true for the proxies
+# ---------------------------------------------------------------------------------------------------------
+
+def _go_bool(value):
+    """True, False, or None (not a boolean Go's strconv.ParseBool reads) for an env or metadata value."""
+    text = helm_text(value) if isinstance(value, (bool, int, float, str)) else None
+    if text in GO_TRUE:
+        return True
+    if text in GO_FALSE:
+        return False
+    return None
+
+
+def _refuse_not_true(name, where_, value):
+    shown = "set with valueFrom" if value is _VALUE_FROM else "%r" % (value,)
+    raise MeshPkiError(
+        "%s already sets %s to %s, and istio_multiroot=true needs it true: with it, istiod %s. This task does not "
+        "override a setting the user made: set %s to \"true\" there yourself (or remove it), or run with "
+        "istio_multiroot=false to leave it as it is. Nothing was changed."
+        % (where_, name, shown,
+           "ignores a root-cert.pem whose set of roots changes during a root rotation (ISTIO_MULTIROOT_MESH)"
+           if name == MULTIROOT_ENV else
+           "cannot hand the proxies the new trust bundle over XDS (PROXY_CONFIG_XDS_AGENT in the mesh's default "
+           "proxy metadata)", name))
+
+
+def _mapping(doc, path, create, what):
+    """The mapping at ``path`` in ``doc`` (created when ``create``), None when missing; a non-mapping on the way is
+    an error naming it."""
+    node = doc
+    for depth, key in enumerate(path):
+        child = node.get(key)
+        if child is None:
+            if not create:
+                return None
+            child = {}
+            node[key] = child
+        if not isinstance(child, dict):
+            raise MeshPkiError("%s is %s, expected a mapping: fix the document so that %s can hold %s."
+                               % (".".join(path[:depth + 1]), type_name(child), ".".join(path), what))
+        node = child
+    return node
+
+
+def _ensure_multiroot_env(container, target):
+    env = _env(container, target)
+    label = where(target, ENV_KEY)
+    if target.env_style == "map":
+        env = container.setdefault(ENV_KEY, {}) if env is None else env
+        if MULTIROOT_ENV not in env:
+            env[MULTIROOT_ENV] = "true"
+        elif not _go_bool(env[MULTIROOT_ENV]):
+            _refuse_not_true(MULTIROOT_ENV, label, env[MULTIROOT_ENV])
+        return
+    env = container.setdefault(ENV_KEY, []) if env is None else env
+    entries = [entry for entry in env if _entry_name(entry) == MULTIROOT_ENV]
+    for entry in entries:
+        if "valueFrom" in entry:
+            _refuse_not_true(MULTIROOT_ENV, label, _VALUE_FROM)
+        if not _go_bool(entry.get("value")):
+            _refuse_not_true(MULTIROOT_ENV, label, entry.get("value"))
+    if not entries:
+        env.append({"name": MULTIROOT_ENV, "value": "true"})
+
+
+def _ensure_metadata(doc, path):
+    metadata = _mapping(doc, path, True, "the mesh's default proxy metadata")
+    label = ".".join(path)
+    if XDS_AGENT_METADATA not in metadata:
+        metadata[XDS_AGENT_METADATA] = "true"
+    elif not _go_bool(metadata[XDS_AGENT_METADATA]):
+        _refuse_not_true(XDS_AGENT_METADATA, label, metadata[XDS_AGENT_METADATA])
+
+
+def _tsb_overlays(kube_spec, create):
+    """The kubeSpec's overlays list (created when ``create``) and the indexes of the overlays of the IstioOperator
+    the TSB operator generates."""
+    overlays = kube_spec.get("overlays") if kube_spec is not None else None
+    if overlays is None:
+        if not create:
+            return None, []
+        overlays = kube_spec["overlays"] = []
+    if not isinstance(overlays, list):
+        raise MeshPkiError("spec.components.istio.kubeSpec.overlays is %s, expected a list of overlays "
+                           "({apiVersion, kind, name, patches})." % type_name(overlays))
+    ours = [index for index, overlay in enumerate(overlays) if isinstance(overlay, dict)
+            and (overlay.get("apiVersion"), overlay.get("kind"), overlay.get("name")) == TSB_ISTIO_OPERATOR]
+    for index in ours:
+        if not isinstance(overlays[index].get("patches") or [], list):
+            raise MeshPkiError("spec.components.istio.kubeSpec.overlays[%d] (IstioOperator %s) has patches that are "
+                               "%s, expected a list of {path, value}." % (index, TSB_ISTIO_OPERATOR[2],
+                                                                          type_name(overlays[index]["patches"])))
+    return overlays, ours
+
+
+def _patch_sets(patch):
+    """How an overlay patch acts on our key: ("exact", value), ("ancestor", value-or-missing), or None."""
+    path = patch.get("path") if isinstance(patch, dict) else None
+    if not isinstance(path, str):
+        return None
+    if path == TSB_XDS_AGENT_PATCH:
+        return "exact", patch.get("value")
+    if not TSB_XDS_AGENT_PATCH.startswith(path + "."):
+        return None
+    value = patch.get("value")
+    for key in TSB_XDS_AGENT_PATCH[len(path) + 1:].split("."):
+        if not isinstance(value, dict) or key not in value:
+            return "ancestor", _MISSING
+        value = value[key]
+    return "ancestor", value
+
+
+def _ensure_tsb_metadata(doc, target):
+    """PROXY_CONFIG_XDS_AGENT=true through an overlay patch of the generated IstioOperator; the patch must be the
+    last one touching that key (a later patch of proxyMetadata or a parent as a whole would replace it)."""
+    kube_spec = _mapping(doc, target.mesh, True, "overlays")
+    overlays, ours = _tsb_overlays(kube_spec, True)
+    last = None
+    for index in ours:
+        for position, patch in enumerate(overlays[index].get("patches") or []):
+            how = _patch_sets(patch)
+            if how is None:
+                continue
+            label = "spec.components.istio.kubeSpec.overlays[%d].patches[%d] (path %s)" % (
+                index, position, patch["path"])
+            if how[1] is not _MISSING and not _go_bool(how[1]):
+                _refuse_not_true(XDS_AGENT_METADATA, label, how[1])
+            last = (index, position, how)
+    if last is not None and last[2][1] is not _MISSING:
+        return  # the last patch that decides already sets it true
+    for index in ours:  # our own patch, followed by a patch that replaces it: moved to the end
+        patches = overlays[index].get("patches") or []
+        kept = [patch for patch in patches if _patch_sets(patch) != ("exact", "true")]
+        if len(kept) != len(patches):
+            overlays[index]["patches"] = kept
+    patch = {"path": TSB_XDS_AGENT_PATCH, "value": "true"}
+    if ours:
+        overlays[ours[-1]]["patches"] = list(overlays[ours[-1]].get("patches") or []) + [patch]
+    else:
+        overlays.append({"apiVersion": TSB_ISTIO_OPERATOR[0], "kind": TSB_ISTIO_OPERATOR[1],
+                         "name": TSB_ISTIO_OPERATOR[2], "patches": [patch]})
+
+
+def multiroot_present(doc, target):
+    """Write ISTIO_MULTIROOT_MESH=true in istiod's env and PROXY_CONFIG_XDS_AGENT=true in the mesh's default proxy
+    metadata into ``doc`` (in place). A value already true for Go (``true``, ``1``, ``True``, ...) is kept as it is;
+    a false or unreadable value set by the user is refused (MeshPkiError naming it), not overridden."""
+    _ensure_multiroot_env(_container(doc, target, create=True), target)
+    if target.name == "tsb_controlplane":
+        _ensure_tsb_metadata(doc, target)
+    else:
+        _ensure_metadata(doc, target.mesh)
+
+
+def multiroot_absent(doc, target):
+    """Remove PROXY_CONFIG_XDS_AGENT from the mesh's default proxy metadata (for a TSB ControlPlane: our overlay
+    patch; an overlay left without patches goes, and so do the mappings left empty); returns the removed names.
+    The ISTIO_MULTIROOT_MESH env entry goes with the other env names (``Desired.owned_env``)."""
+    if target.name != "tsb_controlplane":
+        metadata = _mapping(doc, target.mesh, False, "the mesh's default proxy metadata")
+        if metadata is None or XDS_AGENT_METADATA not in metadata:
+            return []
+        del metadata[XDS_AGENT_METADATA]
+        _prune(doc, target.mesh, keep_top=target.kind is not None)
+        return [XDS_AGENT_METADATA]
+    kube_spec = _mapping(doc, target.mesh, False, "overlays")
+    overlays, ours = _tsb_overlays(kube_spec, False)
+    removed = False
+    for index in reversed(ours):
+        overlay = overlays[index]
+        patches = overlay.get("patches") or []
+        kept = [patch for patch in patches if (_patch_sets(patch) or ("",))[0] != "exact"]
+        if len(kept) == len(patches):
+            continue
+        removed = True
+        overlay["patches"] = kept
+        if not kept and set(overlay) <= set(["apiVersion", "kind", "name", "patches"]):
+            del overlays[index]
+    if not removed:
+        return []
+    if not overlays:
+        del kube_spec["overlays"]
+        _prune(doc, target.mesh, keep_top=True)
+    return [XDS_AGENT_METADATA]
 
 
 def merge_patch_diff(before, after):
@@ -490,9 +724,13 @@ def manage_annotations(module):
     info = result.pop("info")
     for warning in info["warnings"] + notes:
         module.warn(warning)
+    env = desired.env if present else []
+    if present and desired.multiroot:
+        env = env + [{"name": MULTIROOT_ENV, "value": "true"}]
     result.update(
         changed=changed, target=target.name, api_version=api_version(target), kind=target.kind,
-        env=desired.env if present else [], annotations=desired.annotations if present else {},
+        env=env, annotations=desired.annotations if present else {},
+        proxy_metadata={XDS_AGENT_METADATA: "true"} if present and desired.multiroot else {},
         removed=info["removed"], kept_env=info["kept_env"],
     )
     return result

@@ -374,7 +374,12 @@ class Manifest(object):
         expected[index] = new_doc
         for (start, end), column, value, label in self._candidates(index, new_doc, container):
             lines = dump_yaml(value).splitlines(True)
-            indented = lines[:1] + [(" " * column + line) if line.strip() else line for line in lines[1:]]
+            if start == end:  # a new key appended to an existing mapping: every line indented, nothing replaced
+                indented = [(" " * column + line) if line.strip() else line for line in lines]
+                if start and self.text[start - 1] not in "\r\n":
+                    indented.insert(0, "\n")
+            else:
+                indented = lines[:1] + [(" " * column + line) if line.strip() else line for line in lines[1:]]
             text = self.text[:start] + self._nl("".join(indented)) + self.text[end:]
             if self._reads_back(text, expected):
                 notes = []
@@ -396,6 +401,11 @@ class Manifest(object):
             path = container[:depth]
             node = _node_at(root, path)
             new_value = _data_at(new_doc, path)
+            if node is None and isinstance(new_value, (dict, list)) and new_value:
+                insertion = self._insertion(index, new_doc, path, new_value)
+                if insertion is not None:
+                    yield insertion
+                continue
             if node is None or not isinstance(new_value, dict) or not new_value:
                 continue
             if not isinstance(_data_at(old_doc, path), dict) or _replaced(old_doc, path, new_value) != new_doc:
@@ -406,6 +416,23 @@ class Manifest(object):
         region = _region(self.text, root) if isinstance(new_doc, dict) and new_doc else None
         if region is not None:
             yield region, root.start_mark.column, new_doc, "the document"
+
+    def _insertion(self, index, new_doc, path, new_value):
+        """The candidate that appends the new key ``path[-1]`` at the end of its existing parent block mapping, when
+        nothing else changes (``((end, end), column, {key: value}, label)``), or None."""
+        old_doc = self.docs[index]
+        parent_path = path[:-1]
+        parent = _node_at(self.nodes[index], parent_path)
+        old_parent = _data_at(old_doc, parent_path) if parent_path else old_doc
+        if not isinstance(old_parent, dict) or path[-1] in old_parent or not isinstance(parent, yaml.MappingNode):
+            return None
+        if _replaced(old_doc, path, new_value) != new_doc:
+            return None
+        region = _region(self.text, parent)
+        if region is None:
+            return None
+        column = parent.value[0][0].start_mark.column
+        return (region[1], region[1]), column, {path[-1]: new_value}, ".".join(path)
 
     def _nl(self, text):
         return text.replace("\n", self.newline) if self.newline != "\n" else text
@@ -473,6 +500,46 @@ def write_file(module, path, text, backup):
     return backup_file
 
 
+def _with_subtree(doc, source, path):
+    """A copy of ``doc`` whose value at ``path`` is ``source``'s (removed when ``source`` has none there; the
+    parents it needs are taken from ``source``)."""
+    result = copy.deepcopy(doc)
+    value = _data_at(source, path)
+    node, wanted = result, source
+    for key in path[:-1]:
+        wanted = wanted.get(key) if isinstance(wanted, dict) else None
+        if not isinstance(node.get(key), dict):
+            if not isinstance(wanted, dict):
+                return result  # neither has the parents: nothing to carry over at this path
+            node[key] = {}
+        node = node[key]
+    if value is None:
+        node.pop(path[-1], None)
+    else:
+        node[path[-1]] = copy.deepcopy(value)
+    return result
+
+
+def render_regions(manifest, index, before, after, regions):
+    """``(text, notes)`` for document ``index`` going from ``before`` to ``after`` when the change may touch several
+    mappings (istiod's env and the mesh config): each region is re-serialised on its own, one after the other, so
+    the text between them keeps its comments; what is left (parents emptied by a removal) goes as one last step."""
+    if index is None:
+        return manifest.render(index, after, regions[0])
+    current, notes = before, []
+    for path in regions:
+        step = _with_subtree(current, after, path)
+        if step != current:
+            text, more = manifest.render(index, step, path)
+            notes.extend(more)
+            manifest, current = Manifest(manifest.path, text), step
+    if current != after:
+        text, more = manifest.render(index, after, regions[0])
+        notes.extend(more)
+        manifest = Manifest(manifest.path, text)
+    return manifest.text, notes
+
+
 def _identity(doc):
     metadata = (doc or {}).get("metadata") if isinstance(doc, dict) else None
     metadata = metadata if isinstance(metadata, dict) else {}
@@ -501,7 +568,8 @@ def edit_manifest(module, target, transform):
     result = dict(applied_to="file", manifest=path, info=info)
     result["name"], result["namespace"] = _identity(before_doc)
     if changed:
-        text, notes = manifest.render(index, after, target.container)
+        text, notes = render_regions(manifest, index, before, after, getattr(target, "regions", None)
+                                     or (target.container,))
         if not module.check_mode:
             backup_file = write_file(module, path, text, params["backup"])
             if backup_file:

@@ -15,7 +15,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import read_bundle_dir, verify_bundle
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import (
+    parse_expected_roots,
+    read_bundle_dir,
+    verify_bundle,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import (
     AGENT_READS,
     BUNDLE_FILES,
@@ -220,10 +224,14 @@ def failure_message(description, checks):
 def verify_ca_bundle(module):
     """The result of istio_ca_verify for ``module.params``; BundleInvalid when a check fails."""
     params = module.params
+    try:  # before anything is read (or a token created): bad input fails first
+        expected = parse_expected_roots(params.get("expect_roots"))
+    except PemError as e:
+        raise MeshPkiError("Invalid expect_roots: %s. Nothing was read." % e)
     source, texts, names, sources, description, policy = gather(module)
     try:
         report = verify_bundle(texts["ca-cert.pem"], texts["ca-key.pem"], texts["cert-chain.pem"],
-                               texts["root-cert.pem"], file_names=names)
+                               texts["root-cert.pem"], file_names=names, expect_roots=expected)
     except PemError as e:
         raise MeshPkiError("Cannot verify the CA bundle from %s: %s." % (description, e))
     checks = list(report["checks"])
@@ -232,7 +240,8 @@ def verify_ca_bundle(module):
     failed = [check["name"] for check in checks if not check["passed"]]
     result = dict(
         changed=False, valid=not failed, failed_checks=failed, checks=checks, source=source, sources=sources,
-        certificates=report["certificates"], chain_path=report["path"], key_info=report["key"],
+        certificates=report["certificates"], chain_path=report["path"], chain_root=report["chain_root"],
+        key_info=report["key"],
         days_left=report["days_left"], **policy
     )
     if failed:

@@ -235,6 +235,13 @@ def key_type_and_bits(cert_or_key):
     raise PemError(f"unsupported key type {type(key).__name__}")
 
 
+def sha256_fingerprint(cert):
+    """SHA-256 of the DER certificate, upper-case hex bytes joined by ':' (as cert_info gives it)."""
+    require_cryptography()
+    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
 def cert_info(cert, now=None):
     """Summary of a certificate: subject, issuer, serial (Vault format), validity, days left, SHA-256, CA, key."""
     require_cryptography()
@@ -243,7 +250,6 @@ def cert_info(cert, now=None):
         key_type, key_bits = key_type_and_bits(cert)
     except PemError:
         key_type, key_bits = "unknown", 0
-    fingerprint = cert.fingerprint(hashes.SHA256()).hex().upper()
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -251,7 +257,7 @@ def cert_info(cert, now=None):
         "not_before": iso_time(valid_from(cert)),
         "not_after": iso_time(valid_until(cert)),
         "days_left": days_left(cert, now),
-        "sha256_fingerprint": ":".join(fingerprint[i:i + 2] for i in range(0, len(fingerprint), 2)),
+        "sha256_fingerprint": sha256_fingerprint(cert),
         "is_ca": is_ca_cert(cert),
         "self_signed": same_name(cert.subject, cert.issuer),
         "key_type": key_type,
@@ -306,14 +312,43 @@ def _insecure_signature(cert):
     return None
 
 
+def _authority_key_id(cert):
+    value = extension_value(cert, x509.AuthorityKeyIdentifier)
+    return value.key_identifier if value is not None else None
+
+
+def subject_key_id(cert):
+    value = extension_value(cert, x509.SubjectKeyIdentifier)
+    return value.digest if value is not None else None
+
+
+def _by_key_id(certs, wanted):
+    """``certs`` in the order Go's ``CertPool.findPotentialParents`` tries them for a child whose authority key id
+    is ``wanted``: a matching subject key id first, then certificates without one, then mismatching ones (still
+    tried: the signature decides). Two roots with one name - the old and the new root of a rotation - are thus
+    told apart by their keys, not by the order of root-cert.pem."""
+    if not wanted:
+        return list(certs)
+    ranked = []
+    for position, cert in enumerate(certs):
+        key_id = subject_key_id(cert)
+        ranked.append((0 if key_id == wanted else 1 if key_id is None else 2, position, cert))
+    return [cert for _rank, _position, cert in sorted(ranked, key=lambda item: item[:2])]
+
+
+def _index(certs, cert):
+    der = der_bytes(cert)
+    return next(index for index, other in enumerate(certs) if der_bytes(other) == der)
+
+
 def build_chain(leaf, intermediates, roots):
     """Build a path from ``leaf`` to one of ``roots`` the way Go's ``crypto/x509`` does.
 
     Candidates are the certificates whose subject equals the current certificate's issuer, roots first, then
-    ``intermediates``; each must verify the signature, intermediates must be CAs, path-length constraints
-    and SHA-1/MD5 signatures are enforced, a certificate is never used twice. Validity periods are left to
-    the caller. Returns ``(path, problems)``: ``path`` is ``[leaf, ..., root]`` or None, ``problems`` lists why
-    candidates were rejected.
+    ``intermediates``, each group ordered by key id as Go does (:func:`_by_key_id`); each must verify the
+    signature, intermediates must be CAs, path-length constraints and SHA-1/MD5 signatures are enforced, a
+    certificate is never used twice. Validity periods are left to the caller. Returns ``(path, problems)``:
+    ``path`` is ``[leaf, ..., root]`` or None, ``problems`` lists why candidates were rejected.
     """
     require_cryptography()
     problems = []
@@ -323,7 +358,10 @@ def build_chain(leaf, intermediates, roots):
         if depth > MAX_CHAIN_DEPTH:
             problems.append(f"chain longer than {MAX_CHAIN_DEPTH} certificates")
             return None
-        candidates = [(root, True) for root in roots] + [(cert, False) for cert in intermediates]
+        wanted = _authority_key_id(current)
+        candidates = ([(root, True) for root in _by_key_id(roots, wanted)]
+                      + [(cert, False) for cert in _by_key_id(intermediates, wanted)])
+        several = len(roots) > 1
         found_name = False
         for candidate, is_root in candidates:
             if not same_name(current.issuer, candidate.subject):
@@ -331,7 +369,9 @@ def build_chain(leaf, intermediates, roots):
             if any(der_bytes(candidate) == der_bytes(seen) for seen in path):
                 continue
             found_name = True
-            where = "root-cert.pem" if is_root else "cert-chain.pem"
+            where = "cert-chain.pem"
+            if is_root:  # the old and the new root of a rotation share their name: say which one
+                where = "root-cert.pem #%d" % (_index(roots, candidate) + 1) if several else "root-cert.pem"
             reason = signature_error(current, candidate) or _insecure_signature(current)
             if reason is None and not is_root and not is_ca_cert(candidate):
                 reason = f"{cert_label(candidate)!r} is not a CA (basic constraints CA:FALSE or missing)"

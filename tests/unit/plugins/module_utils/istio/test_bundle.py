@@ -686,7 +686,8 @@ def test_root_file_holding_a_self_signed_non_ca(ec_pki):
     not_ca = make_cert("self-signed leaf", ec_pki.other_root_key, ca=False)
     report = run(ec_pki.bundle(roots=[ec_pki.root, not_ca]))
     assert_fails_exactly(report, "roots_self_signed_ca")
-    assert "offending: 'CN=self-signed leaf' (not a CA)." in check(report, "roots_self_signed_ca")["detail"]
+    assert "offending: 'CN=self-signed leaf' (#2 of root-cert.pem, SHA-256 %s...) (not a CA)." % (
+        cert_info(not_ca)["sha256_fingerprint"][:23]) in check(report, "roots_self_signed_ca")["detail"]
 
 
 def three_levels(pki, root=None, root_key=None, middle_after=NOW + 200 * DAY, ca_after=NOW + 90 * DAY,
@@ -768,7 +769,7 @@ def test_two_roots_with_one_name_as_in_a_root_rotation(ec_pki, old_first):
         "all 2 certificate(s) of root-cert.pem are self-signed CAs"
     path, problems = build_chain(ec_pki.intermediate, [], roots)
     assert path == [ec_pki.intermediate, ec_pki.root]
-    assert problems == (["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem): signature "
+    assert problems == (["'CN=meshpki test intermediate' -> 'CN=meshpki test root' (root-cert.pem #1): signature "
                          "does not verify with the public key of 'CN=meshpki test root'"] if old_first else [])
 
 
