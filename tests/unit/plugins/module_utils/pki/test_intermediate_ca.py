@@ -153,7 +153,7 @@ def test_result_of_a_check_mode_run_on_an_empty_mount_in_full():
     fake = vault(world, current=False)
     fake.responses[("GET", "sys/mounts")] = mounts(pki={"type": "pki", "config": {"max_lease_ttl": 8760 * HOUR}})
     result = IntermediateCA(IntermediateRequest(params(ttl="100h")), fake, True, now=NOW).run()
-    assert fake.paths("POST") == []
+    assert fake.paths("POST") == [] and "istioca/config/issuers" not in fake.paths()
     not_after = (NOW + datetime.timedelta(hours=100)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert result == dict(
         changed=True, mount="istioca", signing="internal", action="issue",
@@ -470,19 +470,26 @@ def test_resume_skips_issuers_of_another_key_the_current_one_and_unfit_ones():
     pending_key = make_key(fresh=True)
     fake, signed, _csr = resume_vault(world, pending_key, csr_for(pending_key))
     other_subject = make_cert("CN=other", key=pending_key, issuer=world.root_cert, issuer_key=world.root_key)
+    old_root_key = make_key("ec", 256)
+    old_root = make_cert("CN=tetrate.io", key=old_root_key)
+    by_old_root = make_cert("CN=" + CN, key=pending_key, issuer=old_root, issuer_key=old_root_key)
     fake.responses[("LIST", "istioca/issuers")] = {"data": {"key_info": {
         "a-other-key": {"key_id": "int-key"}, "b-bad": {"key_id": "k-pending"}, "c-lonely": {"key_id": "k-pending"},
-        "d-good": {"key_id": "k-pending"}, "int-iss": {"key_id": "k-pending"}}}}
+        "int-iss": {"key_id": "k-pending"}, "y-old-root": {"key_id": "k-pending"}, "z-good": {"key_id": "k-pending"}}}}
     fake.responses[("GET", "istioca/issuer/b-bad")] = issuer_body(other_subject, "b-bad", "k-pending",
                                                                   chain=[world.root_cert])
     fake.responses[("GET", "istioca/issuer/c-lonely")] = issuer_body(signed, "c-lonely", "k-pending")
-    fake.responses[("GET", "istioca/issuer/d-good")] = issuer_body(signed, "d-good", "k-pending",
+    fake.responses[("GET", "istioca/issuer/y-old-root")] = issuer_body(by_old_root, "y-old-root", "k-pending",
+                                                                       chain=[old_root])
+    fake.responses[("GET", "istioca/issuer/z-good")] = issuer_body(signed, "z-good", "k-pending",
                                                                    chain=[world.root_cert])
     result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
-    assert result["issuer_id"] == "d-good" and posts(fake) == {"istioca/config/issuers": {"default": "d-good"}}
+    assert result["issuer_id"] == "z-good" and posts(fake) == {"istioca/config/issuers": {"default": "z-good"}}
     read = [path for method, path, _body in fake.log if method == "GET" and path.startswith("istioca/issuer/")]
     assert "istioca/issuer/a-other-key" not in read and read.count("istioca/issuer/int-iss") == 1
+    assert "istioca/issuer/y-old-root" in read
     assert result["kv"]["version"] == 2 and result["key_id"] == "k-pending"
+    assert result["ca_chain"] == [cert_pem(signed), cert_pem(world.root_cert)]
 
 
 def test_resume_with_no_fitting_issuer_signs_and_installs_with_the_stored_key_id():
@@ -495,6 +502,7 @@ def test_resume_with_no_fitting_issuer_signs_and_installs_with_the_stored_key_id
     assert result["issuer_id"] == "i-new" and result["key_id"] == "k-pending"
     assert posts(fake)["pki/root/sign-intermediate"]["csr"] == stored_csr
     assert result["certificate"] == cert_pem(signed) and result["kv"]["version"] == 2
+    assert result["ca_chain"] == [cert_pem(signed), cert_pem(world.root_cert)]
 
 
 def test_key_in_mount_reuses_the_stored_key_id_or_imports_the_key():
@@ -563,3 +571,340 @@ def test_stored_key_fields_and_problems():
     assert blank.csr == "" and not blank.matches(world.cert)
     assert not world.stored().matches(None)
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the reasons, word for word where they are values (the result's reasons), and their boundaries
+# ---------------------------------------------------------------------------------------------------------
+
+def test_reasons_are_exact():
+    world = World()
+    where = "'secret/istioca' version 1 (field 'ca-key.pem')"
+    assert backend(force=True).problems(world.current, world.stored(), world.root) == ["force: true"]
+    assert backend().problems(world.current, world.stored(key=make_key("ec", 256)), world.root) == [
+        "the key at %s is not the key of this certificate" % where]
+    empty = intermediate.StoredKey(intermediate.KvSecret("secret", "istioca"), "ca-key.pem")
+    assert backend().problems(world.current, empty, world.root) == [
+        "there is no usable key at 'secret/istioca' (field 'ca-key.pem')"]
+    garbage = intermediate.StoredKey(intermediate.KvSecret("secret", "istioca", {"ca-key.pem": "garbage"}, 2, 2),
+                                     "ca-key.pem")
+    reasons = backend().problems(world.current, garbage, world.root)
+    assert len(reasons) == 1
+    assert reasons[0].startswith("there is no usable key at 'secret/istioca' version 2 (field 'ca-key.pem'): its "
+                                 "value is not a usable private key (")
+
+
+def test_a_leaf_certificate_is_not_a_ca():
+    world = World()
+    leaf = make_cert("CN=" + CN, key=world.key, issuer=world.root_cert, issuer_key=world.root_key, ca=False)
+    current = Issuer("istioca", "int-iss", cert_pem(leaf), "int-key", [cert_pem(leaf), cert_pem(world.root_cert)])
+    assert backend().problems(current, world.stored(), world.root) == ["it is not a CA certificate"]
+
+
+def test_without_a_root_the_signer_is_the_chain_vault_holds():
+    world = World()
+    stranger = make_cert("CN=tetrate.io", key=make_key("ec", 256))
+    current = Issuer("istioca", "int-iss", cert_pem(world.cert), "int-key",
+                     [cert_pem(world.cert), cert_pem(stranger)])
+    reasons = backend(signing="external").problems(current, world.stored(), None)
+    assert len(reasons) == 1
+    assert reasons[0].startswith("it is not signed by the current root CA (serial %s): "
+                                 % cert_info(stranger)["serial"])
+    assert backend(signing="external").problems(world.current, world.stored(), None) == []
+
+
+def test_expiry_and_renew_before_boundaries():
+    world = World()
+    end = world.cert.not_valid_after_utc
+    assert any(r.startswith("it expired on") for r in backend(now=end).problems(world.current, world.stored(),
+                                                                                 world.root))
+    assert not any("expired" in r for r in backend(now=end - datetime.timedelta(seconds=1)).problems(
+        world.current, world.stored(), world.root))
+    due = backend(now=end - datetime.timedelta(hours=100), renew_before="100h")
+    assert [r for r in due.problems(world.current, world.stored(), world.root) if "renew_before" in r] == [
+        "it expires on %s, within renew_before (100h (4.2 days))" % end.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    not_due = backend(now=end - datetime.timedelta(hours=100, seconds=1), renew_before="100h")
+    assert not_due.problems(world.current, world.stored(), world.root) == []
+
+
+def given_backend(cert, chain, now=None, **overrides):
+    return backend(signing="external", certificate=cert_pem(cert), ca_chain=cert_pem(chain), now=now, **overrides)
+
+
+def test_check_given_names_each_problem():
+    world = World()
+    leaf = make_cert("CN=" + CN, key=world.key, issuer=world.root_cert, issuer_key=world.root_key, ca=False)
+    with pytest.raises(MeshPkiError) as err:
+        given_backend(leaf, world.root_cert).check_given()
+    assert "it is not a CA certificate (basicConstraints CA:TRUE missing)" in str(err.value)
+    end = world.cert.not_valid_after_utc
+    iso_end = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+    with pytest.raises(MeshPkiError) as err:
+        given_backend(world.cert, world.root_cert, now=end).check_given()
+    assert "it expired on %s" % iso_end in str(err.value)
+    given_backend(world.cert, world.root_cert, now=end - datetime.timedelta(seconds=1)).check_given()
+    with pytest.raises(MeshPkiError) as err:
+        given_backend(world.cert, world.root_cert, now=end - datetime.timedelta(hours=100),
+                      renew_before="100h").check_given()
+    assert "it expires on %s, within renew_before (100h (4.2 days)): the next run would rotate it" % iso_end \
+        in str(err.value)
+    given_backend(world.cert, world.root_cert, now=end - datetime.timedelta(hours=100, seconds=1),
+                  renew_before="100h").check_given()
+
+
+def test_the_given_certificate_repeated_in_its_chain_is_dropped():
+    world = World()
+    request = IntermediateRequest(params(signing="external", certificate=cert_pem(world.cert),
+                                         ca_chain=cert_pem(world.cert) + cert_pem(world.root_cert)))
+    assert request.given_cert == world.cert and request.given_chain == [world.root_cert]
+
+
+@pytest.mark.parametrize("overrides, named", [
+    ({"mount": "/"}, "mount must not be empty"),
+    ({"root_mount": ""}, "root_mount must not be empty"),
+    ({"kv_mount": "//"}, "kv_mount must not be empty"),
+    ({"ttl": "soon"}, "ttl"),
+    ({"max_lease_ttl": "soon"}, "max_lease_ttl"),
+    ({"renew_before": "soon"}, "renew_before"),
+    ({"max_path_length": -2}, "max_path_length must be -1"),
+])
+def test_each_invalid_option_is_named(overrides, named):
+    with pytest.raises(MeshPkiError) as err:
+        IntermediateRequest(params(**overrides))
+    message = str(err.value)
+    assert message.startswith(named) or ("'%s'" % named) in message or ("%s " % named) in message, message
+    assert "None" not in message
+
+
+def test_request_defaults():
+    request = IntermediateRequest(params(mount="/istioca/", renew_before=None, max_path_length=-1))
+    assert request.mount == "istioca" and request.renew_before is None and request.max_path_length == -1
+    assert request.given_cert is None and request.given_chain == []
+    assert request.kv_display == "secret/istioca"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# fitting the ttl: the boundaries
+# ---------------------------------------------------------------------------------------------------------
+
+def test_fit_ttl_boundaries():
+    world = World(root_days=3650)
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 100 * HOUR}}
+    assert backend(ttl="100h").fit_ttl(world.root) == ({"ttl": "360000s"}, 360000)
+    root_end = world.root_cert.not_valid_after_utc
+    at_slack = backend(ttl="1h", now=root_end - datetime.timedelta(seconds=60))
+    with pytest.raises(MeshPkiError, match="it cannot sign an intermediate any more"):
+        at_slack.fit_ttl(world.root)
+    one_second_left = backend(ttl="1h", now=root_end - datetime.timedelta(seconds=61))
+    with pytest.raises(MeshPkiError, match="does not fit under the root"):
+        one_second_left.fit_ttl(world.root)
+
+
+def test_fit_ttl_names_only_the_limits_that_apply():
+    root_key = make_key("ec", 256)
+    root_cert = make_cert("CN=tetrate.io", key=root_key, start=NOW - datetime.timedelta(seconds=10), days=10)
+    root = Root("pki", {"type": "pki", "config": {"max_lease_ttl": 240 * HOUR}},
+                Issuer("pki", "root-iss", cert_pem(root_cert), "root-key", [cert_pem(root_cert)]))
+    with pytest.raises(MeshPkiError) as err:
+        backend(ttl="240h").fit_ttl(root)
+    message = str(err.value)
+    assert "signs for at most" not in message  # 240h is what the mount allows; the root's end is the limit
+    assert "in 240h (10.0 days)" in message and "Use a ttl of at most 239h58m" in message
+
+
+def test_notes_with_cap_and_an_untuned_root_mount_expect_the_roots_end():
+    capped = World(root_days=10, int_hours=240)
+    ca = backend(ttl="43800h", ttl_exceeds_root="cap")
+    capped.root.info = {"type": "pki"}
+    assert ca.notes(capped.current, capped.root) == []
+    capped.root.info = None
+    assert ca.notes(capped.current, capped.root) == []
+
+
+def test_check_ttl_limit_reads_the_system_default_when_the_root_mount_is_not_tuned():
+    world = World()
+    world.root.info = {"type": "pki"}
+    fake = FakeClient({("GET", "sys/mounts/pki/tune"): {"data": {"max_lease_ttl": 100 * HOUR}}})
+    with pytest.raises(MeshPkiError, match="signs for at most 100h"):
+        backend(client=fake, ttl="101h").check_ttl_limit(world.root)
+    assert fake.paths() == ["sys/mounts/pki/tune"]
+    fake = FakeClient({("GET", "sys/mounts/pki/tune"): {"data": {"max_lease_ttl": 100 * HOUR}}})
+    with pytest.raises(MeshPkiError, match="signs for at most 100h"):
+        backend(client=fake, ttl="101h").fit_ttl(world.root)
+    assert fake.paths() == ["sys/mounts/pki/tune"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# whole runs: what is decided before applying
+# ---------------------------------------------------------------------------------------------------------
+
+def new_root_vault(world):
+    """The root mount now holds another CA than the one that signed the intermediate (whose Vault chain still
+    ends at the old one)."""
+    new_root_key = make_key("ec", 256)
+    new_root = make_cert("CN=tetrate.io", key=new_root_key, days=365)
+    fake = vault(world, world.stored())
+    fake.responses[("GET", "pki/issuer/default")] = issuer_body(new_root, "root2", "root-key2")
+    return fake, new_root
+
+
+def test_a_new_root_ca_means_a_new_intermediate_even_with_new_values():
+    world = World()
+    fake, new_root = new_root_vault(world)
+    ca = IntermediateCA(IntermediateRequest(params(common_name="other")), fake, True, now=NOW)
+    result = ca.run()
+    assert result["action"] == "issue" and result["changed"] is True and fake.paths("POST") == []
+    assert any(reason.startswith("it is not signed by the current root CA of 'pki' (serial %s)"
+                                 % cert_info(new_root)["serial"]) for reason in result["reasons"])
+    assert any("is replaced because it is not signed by the current root CA" in warning for warning in ca.warnings)
+
+
+def test_check_mode_of_a_healthy_intermediate_predicts_no_change():
+    world = World()
+    fake = vault(world, world.stored(version=3))
+    result = IntermediateCA(IntermediateRequest(params()), fake, True, now=NOW).run()
+    assert result["changed"] is False and result["action"] == "none"
+    assert result["diff"]["after"] == result["diff"]["before"] == dict(diff_view(world.cert), kv_version=3,
+                                                                       **MOUNT_VIEWS)
+    assert result["rotated"] is False and result["previous_serial"] is None
+
+
+def test_check_mode_external_issue_keeps_showing_the_installed_certificate():
+    world = World()
+    fake = vault(world, world.stored())
+    result = IntermediateCA(IntermediateRequest(params(signing="external", force=True)), fake, True,
+                            now=NOW).run()
+    assert result["action"] == "issue" and result["changed"] is True and result["pending"] is True
+    assert result["diff"]["after"] == dict(diff_view(world.cert), kv_version=2, **MOUNT_VIEWS)
+    assert result["rotated"] is False and result["csr"] is None
+
+
+def test_check_mode_await_is_not_a_change():
+    world = World()
+    pending_key = make_key(fresh=True)
+    fake, _signed, _fresh = resume_vault(world, pending_key, csr_for(pending_key))
+    result = IntermediateCA(IntermediateRequest(params(signing="external")), fake, True, now=NOW).run()
+    assert result["action"] == "await" and result["changed"] is False and result["pending"] is True
+    assert result["rotated"] is False
+
+
+def test_renew_before_equal_to_the_longest_lifetime_the_root_allows_is_refused():
+    world = World(root_days=3650)
+    fake = vault(world, world.stored())
+    fake.responses[("GET", "sys/mounts")] = mounts(pki={"type": "pki", "config": {"max_lease_ttl": 300 * HOUR}},
+                                                   istioca={"type": "pki", "config": {"max_lease_ttl": 4380 * HOUR}},
+                                                   secret={"type": "kv", "options": {"version": "2"}, "config": {}})
+    with pytest.raises(MeshPkiError) as err:
+        IntermediateCA(IntermediateRequest(params(ttl="4380h", ttl_exceeds_root="cap", renew_before="300h",
+                                                  max_lease_ttl="4380h", force=True)), fake, False, now=NOW).run()
+    assert "could live only 300h (12.5 days)" in str(err.value) and fake.paths("POST") == []
+
+
+def test_first_run_creates_both_mounts_with_their_descriptions():
+    world = World()
+    fake = vault(world, current=False)
+    fake.responses[("GET", "sys/mounts")] = [
+        mounts(pki={"type": "pki", "config": {"max_lease_ttl": 8760 * HOUR}}),
+        mounts(pki={"type": "pki", "config": {"max_lease_ttl": 8760 * HOUR}}),
+        mounts(pki={"type": "pki", "config": {"max_lease_ttl": 8760 * HOUR}},
+               istioca={"type": "pki", "config": {"max_lease_ttl": 4380 * HOUR}},
+               secret={"type": "kv", "options": {"version": "2"}, "config": {}})]
+    fake.responses[("POST", "sys/mounts/istioca")] = None
+    fake.responses[("POST", "sys/mounts/secret")] = None
+    fake.responses[("POST", "istioca/intermediate/generate/exported")] = MeshPkiError("stop here")
+    with pytest.raises(MeshPkiError, match="stop here"):
+        IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
+    assert posts(fake)["sys/mounts/istioca"] == {"type": "pki", "description": intermediate.MOUNT_DESCRIPTION,
+                                                 "config": {"max_lease_ttl": "%ds" % (4380 * HOUR)}}
+    assert posts(fake)["sys/mounts/secret"] == {"type": "kv", "description": intermediate.KV_DESCRIPTION,
+                                                "options": {"version": "2"}}
+
+
+def test_lost_race_under_force_converges_on_the_winners_new_certificate(monkeypatch):
+    world = World()
+    winner_key = make_key(fresh=True)
+    winner_cert = make_cert("CN=" + CN, key=winner_key, issuer=world.root_cert, issuer_key=world.root_key)
+    winner = world.stored(key=winner_key, version=2, key_id="k-win")
+    fake = vault(world, world.stored())
+    fake.responses.update({
+        ("GET", "secret/data/istioca"): [{"data": {"data": world.stored().secret.data, "metadata": {"version": 1}}},
+                                         {"data": {"data": winner.secret.data, "metadata": {"version": 2}}}],
+        ("GET", "istioca/config/issuers"): [{"data": {"default": "int-iss"}}, {"data": {"default": "i-win"}}],
+        ("GET", "istioca/issuer/i-win"): issuer_body(winner_cert, "i-win", "k-win", chain=[world.root_cert]),
+        ("POST", "istioca/intermediate/generate/exported"): {"data": {"private_key": key_pem(make_key()),
+                                                                      "csr": "C", "key_id": "k-mine"}},
+        ("POST", "secret/data/istioca"): MeshPkiError("check-and-set parameter did not match", status=400),
+        ("DELETE", "istioca/key/k-mine"): None,
+    })
+    clock = [0.0]
+    monkeypatch.setattr(intermediate.time, "time", lambda: clock[0])
+    monkeypatch.setattr(intermediate.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    result = IntermediateCA(IntermediateRequest(params(force=True)), fake, False, now=NOW).run()
+    assert result["changed"] is False and result["issuer_id"] == "i-win" and result["kv"]["version"] == 2
+    assert result["certificate"] == cert_pem(winner_cert) and result["rotated"] is True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# errors from Vault name the step, the path and the capability (the strict FakeVault words them like Vault)
+# ---------------------------------------------------------------------------------------------------------
+
+def strict(answers):
+    from harness.fake_vault import FakeVault
+    return FakeVault(answers, strict_writes=True)
+
+
+def assert_names(err, path, capability):
+    message = str(err.value)
+    assert "'%s'" % path in message and "needs '%s'" % capability in message and "None" not in message, message
+
+
+def test_write_errors_name_the_path_and_capability():
+    world = World()
+    pending_key = make_key(fresh=True)
+    cases = [
+        ("istioca/intermediate/generate/exported", lambda ca: ca.generate_key()),
+        ("pki/root/sign-intermediate", lambda ca: ca.sign("CSR", {"ttl": "1s"})),
+        ("istioca/intermediate/set-signed", lambda ca: ca.install(world.cert, [], "k")),
+        ("istioca/intermediate/generate/existing", lambda ca: ca.csr_for(world.stored(), "k")),
+        ("istioca/keys/import", lambda ca: ca.key_in_mount(world.stored(key=pending_key))),
+        ("istioca/issuers/import/cert", lambda ca: ca.apply("chain", world.current, world.stored(), world.root,
+                                                            None)),
+    ]
+    for path, step in cases:
+        ca = IntermediateCA(IntermediateRequest(params()), strict({("POST", path): 403}), False, now=NOW)
+        with pytest.raises(MeshPkiError) as err:
+            step(ca)
+        assert_names(err, path, "update")
+
+
+def test_list_and_read_errors_name_the_path_and_capability():
+    world = World()
+    ca = IntermediateCA(IntermediateRequest(params()), strict({("LIST", "istioca/keys"): 403}), False, now=NOW)
+    with pytest.raises(MeshPkiError) as err:
+        ca.key_in_mount(world.stored())
+    assert_names(err, "istioca/keys", "list")
+    ca = IntermediateCA(IntermediateRequest(params()), strict({("LIST", "istioca/issuers"): 403}), False, now=NOW)
+    with pytest.raises(MeshPkiError) as err:
+        ca.existing_issuer_for("k", world.stored(), world.root, None)
+    assert_names(err, "istioca/issuers", "list")
+    ca = IntermediateCA(IntermediateRequest(params()), strict({
+        ("GET", "sys/mounts"): {"data": {"pki/": {"type": "pki", "config": {}}}},
+        ("GET", "pki/issuer/default"): 403}), False, now=NOW)
+    with pytest.raises(MeshPkiError) as err:
+        ca.read_root()
+    assert_names(err, "pki/issuer/default", "read")
+
+
+def test_a_key_that_cannot_be_deleted_after_a_lost_race_is_a_warning_naming_it(monkeypatch):
+    world = World()
+    fake = strict({
+        ("DELETE", "istioca/key/k-mine"): 403,
+        ("GET", "secret/data/istioca"): {"data": {"data": world.stored().secret.data, "metadata": {"version": 1}}},
+        ("GET", "istioca/config/issuers"): {"data": {"default": "int-iss"}},
+        ("GET", "istioca/issuer/int-iss"): issuer_body(world.cert, "int-iss", "int-key", chain=[world.root_cert]),
+    })
+    ca = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW)
+    outcome = ca.lost_race(MeshPkiError("lost"), "k-mine", world.root)
+    assert outcome.changed is False and outcome.issuer_id == "int-iss" and outcome.kv_version == 1
+    assert ca.warnings[0].startswith("Could not delete the key k-mine")
+    assert "'istioca/key/k-mine'" in ca.warnings[0] and "None" not in ca.warnings[0]
