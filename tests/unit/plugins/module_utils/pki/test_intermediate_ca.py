@@ -681,6 +681,7 @@ def test_request_defaults():
     assert request.mount == "istioca" and request.renew_before is None and request.max_path_length == -1
     assert request.given_cert is None and request.given_chain == []
     assert request.kv_display == "secret/istioca"
+    assert IntermediateRequest(params(renew_before="")).renew_before is None  # an empty option is no option
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -908,3 +909,16 @@ def test_a_key_that_cannot_be_deleted_after_a_lost_race_is_a_warning_naming_it(m
     assert outcome.changed is False and outcome.issuer_id == "int-iss" and outcome.kv_version == 1
     assert ca.warnings[0].startswith("Could not delete the key k-mine")
     assert "'istioca/key/k-mine'" in ca.warnings[0] and "None" not in ca.warnings[0]
+
+
+def test_fit_ttl_caps_to_the_roots_end_when_that_is_exactly_the_mounts_limit():
+    world = World(root_days=3650)
+    world.root.info = {"type": "pki", "config": {"max_lease_ttl": 100 * HOUR}}
+    root_end = world.root_cert.not_valid_after_utc
+    now = root_end - datetime.timedelta(hours=100, seconds=60)
+    ca = backend(ttl="200h", ttl_exceeds_root="cap", now=now)
+    assert ca.fit_ttl(world.root) == ({"not_after": root_end.strftime("%Y-%m-%dT%H:%M:%SZ")}, 100 * HOUR + 60)
+    # a ttl exactly as long as the root still lives is refused for the mount's limit only
+    with pytest.raises(MeshPkiError) as err:
+        backend(ttl="200h", now=root_end - datetime.timedelta(hours=200, seconds=60)).fit_ttl(world.root)
+    assert "signs for at most 100h" in str(err.value) and "the root CA expires on" not in str(err.value)
