@@ -197,8 +197,7 @@ def test_check_mode_with_cap_predicts_the_capped_end():
 def test_mount_views_show_types_and_max_lease_ttl():
     views = intermediate._mount_views({"type": "pki", "max_lease_ttl": 3600}, {"type": "kv", "version": "2"})
     assert views == {"mount_type": "pki", "max_lease_ttl": "1h", "kv_mount_type": "kv v2"}
-    assert intermediate._mount_views({"type": "pki"}, {"type": "kv"}) == {"mount_type": "pki",
-                                                                           "kv_mount_type": "kv v1"}
+    assert intermediate._mount_views({"type": "pki"}, {"type": "kv"}) == {"mount_type": "pki", "kv_mount_type": "kv v1"}
     assert intermediate._mount_views(None, None) == {}
 
 
@@ -288,9 +287,8 @@ def test_a_healthy_intermediate_with_a_ttl_the_root_mount_cannot_sign_is_refused
     assert "the root mount 'pki' signs for at most 8760h" in str(err.value) and fake.paths("POST") == []
     # with cap, the same is only a note
     fake = vault(world, world.stored())
-    result = IntermediateCA(IntermediateRequest(params(ttl="9000h", ttl_exceeds_root="cap",
-                                                          max_lease_ttl="4380h")), fake, False,
-                            now=NOW).run()
+    request = IntermediateRequest(params(ttl="9000h", ttl_exceeds_root="cap", max_lease_ttl="4380h"))
+    result = IntermediateCA(request, fake, False, now=NOW).run()
     assert result["action"] == "none" and fake.paths("POST") == []
 
 
@@ -572,7 +570,6 @@ def test_stored_key_fields_and_problems():
     assert not world.stored().matches(None)
 
 
-
 # ---------------------------------------------------------------------------------------------------------
 # the reasons, word for word where they are values (the result's reasons), and their boundaries
 # ---------------------------------------------------------------------------------------------------------
@@ -616,8 +613,8 @@ def test_without_a_root_the_signer_is_the_chain_vault_holds():
 def test_expiry_and_renew_before_boundaries():
     world = World()
     end = world.cert.not_valid_after_utc
-    assert any(r.startswith("it expired on") for r in backend(now=end).problems(world.current, world.stored(),
-                                                                                 world.root))
+    expired = backend(now=end).problems(world.current, world.stored(), world.root)
+    assert any(r.startswith("it expired on") for r in expired)
     assert not any("expired" in r for r in backend(now=end - datetime.timedelta(seconds=1)).problems(
         world.current, world.stored(), world.root))
     due = backend(now=end - datetime.timedelta(hours=100), renew_before="100h")
