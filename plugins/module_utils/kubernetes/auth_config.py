@@ -27,7 +27,6 @@ import base64
 import binascii
 import os
 import re
-import traceback
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host
@@ -38,16 +37,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_seconds
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_auth_method, read_auth_method
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
 
 # ----------------------------------------------------------------------------------------- PEM
 
@@ -87,7 +76,12 @@ def pem_identity(text):
 
 
 def _check_der(label, der):
-    if not HAS_CRYPTOGRAPHY:
+    """Why ``der`` does not parse as ``label``, or None; None also without cryptography (imported here, on the
+    first PEM option given: vault_k8s_role and a config without CA or keys never load it)."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
         return None
     try:
         if label == "CERTIFICATE":
