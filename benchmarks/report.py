@@ -254,7 +254,30 @@ def issue17_table(data):
         lines.append("| %s | %s | %s | %s | %s |" % (figure, before, now, goal,
                                                     "not measured" if met is None else yes(met)))
     lines.append("")
+    note = requests_note(data["records"])
+    if note:
+        lines.extend([note, ""])
     return lines
+
+
+def requests_note(records):
+    """Where the reads of a one-cluster re-run go (from the audit log): what is read more than once with verify
+    off, and what verification adds."""
+    one = select(records, section="one", variant="collection")
+    on, off = select(one, phase="rerun"), select(one, phase="rerun_noverify")
+    if not on or not off:
+        return None
+    _counts, repeated, _two, _default = read_redundancy(off[0]["paths"])
+    off_paths = list(off[0]["paths"])
+    added = []
+    for path in on[0]["paths"]:
+        if path in off_paths:
+            off_paths.remove(path)
+        else:
+            added.append(normalize_path(path.split(" ", 1)[1]))
+    return ("Reads of the one-cluster re-run: %d with verify off%s; verification adds %d (%s)."
+            % (len(off[0]["paths"]), (", of them read more than once: " + ", ".join(repeated)) if repeated else "",
+               len(added), ", ".join("`%s`" % p for p in added) or "none"))
 
 
 # ---------------------------------------------------------------------------------------------------------

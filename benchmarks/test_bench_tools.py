@@ -163,7 +163,8 @@ def test_parse_importtime_takes_the_first_cumulative_time_of_each_name():
 def _record(section, variant, phase, wall, cpu, clusters=1, forks=1, **more):
     record = {"section": section, "variant": variant, "phase": phase, "wall": wall, "cpu": cpu,
               "clusters": clusters, "forks": forks, "rep": 0, "requests": 9, "reads": 9, "writes": 0,
-              "peak_pss": 100 * report.MB, "peak_rss": 150 * report.MB, "recap": {"changed": 0, "failed": 0}}
+              "peak_pss": 100 * report.MB, "peak_rss": 150 * report.MB, "recap": {"changed": 0, "failed": 0},
+              "paths": []}
     record.update(more)
     return record
 
@@ -229,3 +230,14 @@ def test_light_inventory_shares_one_clusters_objects(tmp_path):
     manifests = [h["istio_vault_ca_manifest_path"] for h in inventory.values()]
     assert len(set(manifests)) == 3  # a manifest each, copies of the converged one
     assert all(open(m).read() == "kind: ControlPlane # annotated\n" for m in manifests)
+
+
+def test_requests_note_names_the_repeated_reads_and_what_verification_adds():
+    off = ["read sys/mounts", "read pki/issuer/default", "read sys/mounts", "read secret/data/istioca"]
+    on = off + ["read sys/policies/acl/default", "read secret/data/istioca"]
+    records = [_record("one", "collection", "rerun", 1.0, 1.0, paths=on),
+               _record("one", "collection", "rerun_noverify", 1.0, 1.0, paths=off)]
+    note = report.requests_note(records)
+    assert note == ("Reads of the one-cluster re-run: 4 with verify off, of them read more than once: `sys/mounts` ×2; "
+                    "verification adds 2 (`sys/policies/acl/default`, `secret/data/istioca`).")
+    assert report.requests_note(records[:1]) is None
