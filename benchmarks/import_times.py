@@ -69,8 +69,8 @@ def main(argv=None):
     print("| Module | import (wall, python -c) | -X importtime | libraries loaded at import |")
     print("| --- | --- | --- | --- |")
     for name, r in results.items():
-        print("| `%s` | %.0f ms | %.0f ms | %s |" % (name, r["wall"] * 1000, r["importtime"] * 1000,
-                                                   ", ".join(r["loaded"]) or "-"))
+        loaded = ", ".join(r["loaded"]) or "-"
+        print("| `%s` | %.0f ms | %.0f ms | %s |" % (name, r["wall"] * 1000, r["importtime"] * 1000, loaded))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -50,6 +50,7 @@ def is_api_exception(exc, status=None):
         return False
     return status is None or exc.status == status
 
+
 KUBE_ARGSPEC = dict(
     kubeconfig=dict(type="path"),
     context=dict(type="str"),

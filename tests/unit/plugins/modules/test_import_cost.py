@@ -66,4 +66,3 @@ def test_the_kubernetes_library_loads_when_a_client_is_built():
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "kubernetes", out.stderr
-
