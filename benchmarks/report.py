@@ -349,7 +349,9 @@ def build(data, plot_name="scale.png"):
     rerun_changed = stats([r["recap"]["changed"] for r in col_rerun_rs + nov_rerun_rs])
     token_creates = field(col_rerun_rs, "token_creates")
     other_writes = (rerun_writes["max"] - (token_creates or {}).get("max", 0)) if rerun_writes else None
-    if other_writes == 0:
+    if rerun_writes and rerun_writes["max"] == 0:
+        what = "none (no token created)"
+    elif other_writes == 0:
         what = ("all of them `auth/token/create` (the verify step's token: 60 s, 4 uses, only the istiod policy - "
                 "a short-lived credential, not a change to the configuration)")
     else:
@@ -363,8 +365,8 @@ def build(data, plot_name="scale.png"):
     login_counts = ", ".join("%d" % r["logins"] for r in logins if r["phase"] == "rerun") or "-"
     w("| Re-run requests ≤ one read per managed object + one login | one cluster: %d Vault objects (root mount "
       "and issuer; intermediate mount and issuer, KV key, policy, auth mount, auth config, role), so ≤ %d. "
-      "Measured: **%s** with verify off (token auth, so no login), %s with verify on (+ token creation, policy "
-      "check, 4 reads as istiod). With AppRole: %s login per run | %s |"
+      "Measured: **%s** with verify off (token auth, so no login), %s with verify on (+ the verify step's "
+      "requests: see the note under issue 17's table). With AppRole: %s login per run | %s |"
       % (objects, objects + 1, num(nov_requests), num(col_requests), login_counts,
          yes(nov_requests and nov_requests["max"] <= objects + 1)))
     first_ratio = ratio(col_first and col_first["median"], cli_first and cli_first["median"])
@@ -505,7 +507,8 @@ def build(data, plot_name="scale.png"):
          "(not measured), then every inventory host manages that cluster's Vault objects with its own copy of the "
          "converged manifest. Each host runs the tasks and makes the requests of a cluster of its own; a first "
          "converge of that many clusters, and a Vault holding that many sets of objects, are not measured."
-         % ", ".join(str(c) for c in info.get("light_scale") or []) if info.get("light_scale") else ""))
+         % ", ".join(str(c) for c in info.get("light_scale") or [])
+         if [r for r in scale if r.get("light")] else ""))
     w("")
     w("**How it grows**: least-squares fit `constant + slope × clusters` over the medians of each point (R² for the "
       "wall-time fit):")
