@@ -194,7 +194,7 @@ def issue17_rows(data):
 
     def ratio_row(figure, key, top, bottom, extra=""):
         value = ratio(top, bottom)
-        now = "-" if value is None else "%.2f× (%.1f s / %.1f s%s)" % (value, top, bottom, extra)
+        now = "-" if value is None else "%.2f× (%.1f s / %.1f s%s)" % (value, float(top), float(bottom), extra)
         rows.append((figure, ISSUE17_BEFORE[key], now, "≤ %.1f×" % ISSUE17_GOALS[key],
                      None if value is None else value <= ISSUE17_GOALS[key]))
 
@@ -211,7 +211,7 @@ def issue17_rows(data):
     else:
         now = "%d reads with verify on (%s requests, %s writes), %s with verify off" % (
             on_reads, num(field(rerun, "requests")), num(on_writes), "-" if off_requests is None else
-            "%d" % off_requests)
+            "%d" % int(off_requests))
         rows.append(("no-change re-run: Vault requests for %d objects" % objects, ISSUE17_BEFORE["requests"], now,
                      "≤ %d reads (1 per object), verify on; 0 writes" % objects,
                      on_reads <= objects and on_writes["max"] == 0))
@@ -222,7 +222,7 @@ def issue17_rows(data):
     cpu = median_of(big_rerun, "cpu")
     now = "-"
     if cpu is not None:
-        now = "%.2f s (%.0f s / %d; wall %.1f s)" % (cpu / big, cpu, big, median_of(big_rerun, "wall"))
+        now = "%.2f s (%.0f s / %d; wall %.1f s)" % (cpu / big, cpu, big, float(median_of(big_rerun, "wall")))
     rows.append(("CPU per cluster, re-run at %d clusters, forks %d" % (big, forks), ISSUE17_BEFORE["cpu_per_cluster"],
                  now, "≤ %.1f s" % ISSUE17_GOALS["cpu_per_cluster"],
                  None if cpu is None else cpu / big <= ISSUE17_GOALS["cpu_per_cluster"]))
@@ -236,9 +236,10 @@ def issue17_rows(data):
             rows.append((figure, ISSUE17_BEFORE["light"], "not measured (left out for the budget: see Method)", goal,
                          None))
             continue
-        wall, light_pss = median_of(light, "wall"), median_of(light, "peak_pss")
+        wall, light_pss = float(median_of(light, "wall")), median_of(light, "peak_pss")
         now = "%.1f s (%.2f s per cluster; CPU %.0f s, %.2f s per cluster); peak memory %s, %s per cluster%s" % (
-            wall, wall / clusters, median_of(light, "cpu"), median_of(light, "cpu") / clusters, mb(light_pss),
+            wall, wall / clusters, float(median_of(light, "cpu")), float(median_of(light, "cpu")) / clusters,
+            mb(light_pss),
             "%.2f MB" % (light_pss / MB / clusters), "" if not full_pss else
             " (%s at %d clusters: ×%.2f)" % (mb(full_pss), big, light_pss / full_pss))
         rows.append((figure, ISSUE17_BEFORE["light"], now, goal,
