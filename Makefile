@@ -21,7 +21,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
-	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-50 clusters (~17 min)"
+	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-500 clusters (~20 min)"
 	@echo "make reliability - faults, concurrency, HA, bad input, leaks, privilege, TLS, traversal, redirects (~22 min)"
 	@echo "make mutation - mutation score of module_utils against the unit tests (mutmut; FILES=... for some)"
 

@@ -264,21 +264,26 @@ class Runner(object):
                 "@" + self.collection_vars(workdir, verify, **more)]
         return self.measure(label, args, env, server, workdir)
 
-    def inventory(self, workdir, clusters, extra_group_vars=None):
+    def inventory(self, workdir, clusters, extra_group_vars=None, shared=None):
+        """An inventory of ``clusters`` hosts c001, c002, ..., each with its own Vault objects and manifest; with
+        ``shared`` (a cluster name and the manifest its converge left), every host manages that cluster's Vault
+        objects and starts from a copy of that manifest (the light variant of the biggest scale points)."""
         hosts = {}
+        manifest_text = read_text(shared[1]) if shared else BASE_MANIFEST
         for i in range(1, clusters + 1):
-            name = "c%03d" % i
+            name = "c%03d" % (i + 1000 if shared else i)
+            objects = shared[0] if shared else name
             cdir = os.path.join(workdir, name)
             os.makedirs(cdir, exist_ok=True)
             manifest = os.path.join(cdir, "controlplane.yaml")
             with open(manifest, "w") as f:
-                f.write(BASE_MANIFEST)
+                f.write(manifest_text)
             hosts[name] = {
-                "istio_vault_ca_intermediate_mount": "istioca-" + name,
-                "istio_vault_ca_intermediate_common_name": "%s.mesh.example.com Intermediate Authority" % name,
-                "istio_vault_ca_kv_path": "istioca/" + name,
-                "istio_vault_ca_k8s_auth_mount": "kubernetes-" + name,
-                "istio_vault_ca_policy_name": "istioca-" + name,
+                "istio_vault_ca_intermediate_mount": "istioca-" + objects,
+                "istio_vault_ca_intermediate_common_name": "%s.mesh.example.com Intermediate Authority" % objects,
+                "istio_vault_ca_kv_path": "istioca/" + objects,
+                "istio_vault_ca_k8s_auth_mount": "kubernetes-" + objects,
+                "istio_vault_ca_policy_name": "istioca-" + objects,
                 "istio_vault_ca_manifest_path": manifest,
             }
         group_vars = {"ansible_connection": "local", "ansible_python_interpreter": MAIN_PY,
@@ -409,6 +414,47 @@ def scale_point_first_only(runner, root, clusters, forks):
             raise SystemExit("bench: scale run failed:\n%s" % result.get("error_tail"))
     finally:
         server.stop()
+
+
+def scale_point_light(runner, root, clusters, forks):
+    """3, the lighter variant for the biggest cluster counts (one run, file mode, re-run only): one cluster is
+    converged (not measured), then ``clusters`` inventory hosts that all manage that cluster's Vault objects, each
+    with its own copy of the converged manifest, run the role once at ``forks``. Every host makes the requests and
+    runs the tasks of a cluster of its own; what it does not measure is a first converge of that many clusters and
+    a Vault holding that many sets of objects."""
+    workdir = os.path.join(root, "scale-%d-f%d-light" % (clusters, forks))
+    os.makedirs(workdir)
+    server = start_server(os.path.join(workdir, "bao"))
+    try:
+        seed_inventory, hosts = runner.inventory(os.path.join(workdir, "seed"), 1)
+        seed = runner.collection_inventory(server, workdir, seed_inventory, 1, "scale-%d-seed" % clusters)
+        if seed["rc"] != 0:
+            raise SystemExit("bench: the converge before the light scale point failed:\n%s" % seed.get("error_tail"))
+        manifest = os.path.join(workdir, "seed", hosts[0], "controlplane.yaml")
+        inventory, _hosts = runner.inventory(workdir, clusters, shared=(hosts[0], manifest))
+        result = runner.collection_inventory(server, workdir, inventory, forks,
+                                             "scale-%d-f%d-light" % (clusters, forks))
+        result["state"] = vault_state(server, ["istioca-" + hosts[0]], [("secret", "istioca/" + hosts[0])])
+        result["light"] = True
+        runner.record(result, section="scale", variant="collection", phase="rerun", clusters=clusters, forks=forks,
+                      rep=0)
+        log("scale %3d clusters forks %2d rerun (light) %6.1fs rc=%s requests=%s writes=%s changed=%s" % (
+            clusters, forks, result["wall"], result["rc"], result["requests"], result["writes"],
+            result["recap"]["changed"]))
+        if result["rc"] != 0:
+            raise SystemExit("bench: light scale run failed:\n%s" % result.get("error_tail"))
+    finally:
+        server.stop()
+
+
+def light_estimate(durations, big, forks, clusters, one_cluster):
+    """Seconds a light point of ``clusters`` should take: the per-cluster time of the biggest full point (its
+    converge and re-run at ``forks``, so about twice a re-run) for a re-run of ``clusters``, plus the one-cluster
+    converge before it; None when the biggest point was not measured."""
+    measured = durations.get("scale %d forks %d rep 1" % (big, forks))
+    if not measured:
+        return None
+    return measured / 2.0 / big * clusters * 1.1 + (one_cluster or 0)
 
 
 INTERMEDIATE_ARGS = {
@@ -705,7 +751,10 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--reps", type=int, default=3,
                         help="repetitions of the one-cluster runs and of the overhead measurement")
-    parser.add_argument("--scale", default="1,10,50", help="cluster counts")
+    parser.add_argument("--scale", default="1,10,50,500", help="cluster counts")
+    parser.add_argument("--light-from", type=int, default=100,
+                        help="cluster counts from this one on are measured with the light variant: one re-run, file "
+                             "mode, every host on one converged cluster's Vault objects (scale_point_light)")
     parser.add_argument("--forks", default="1,10", help="forks values")
     parser.add_argument("--scale-reps", default="10:2,50:1",
                         help="most repetitions per cluster count (more than one only while the budget allows)")
@@ -722,7 +771,8 @@ def parse_args():
                         help="time spent before this script (virtualenv install), counted in the budget")
     args = parser.parse_args()
     if args.quick:
-        args.reps, args.scale, args.scale_reps, args.login_clusters = 1, "1,2,3", "2:1,3:1", 2
+        args.reps, args.scale, args.scale_reps, args.login_clusters = 1, "1,2,3,5", "2:1,3:1", 2
+        args.light_from = 4
     return args
 
 
@@ -760,7 +810,9 @@ class Plan(object):
 def main():
     args = parse_args()
     check_prerequisites()
-    scale = [int(n) for n in args.scale.split(",")]
+    scale_all = [int(n) for n in args.scale.split(",")]
+    scale = [n for n in scale_all if n < args.light_from]
+    light = [n for n in scale_all if n >= args.light_from]
     forks = [int(n) for n in args.forks.split(",")]
     scale_reps = dict((int(k), int(v)) for k, v in (item.split(":") for item in args.scale_reps.split(",")))
     if os.path.isdir(args.out):
@@ -770,7 +822,8 @@ def main():
     info = {"machine": machine_info(), "versions": versions(),
             "started": datetime.datetime.now().isoformat(" ", "seconds"),
             "argv": sys.argv[1:], "command": args.command or " ".join([sys.executable] + sys.argv),
-            "reps": args.reps, "scale": scale, "forks": forks, "scale_reps": scale_reps, "budget": args.budget,
+            "reps": args.reps, "scale": scale, "light_scale": light, "light_from": args.light_from,
+            "forks": forks, "scale_reps": scale_reps, "budget": args.budget,
             "setup_seconds": args.setup_seconds}
     log("versions: %s" % json.dumps(info["versions"]))
     runner = Runner(Env(root), args.out)
@@ -792,6 +845,14 @@ def main():
         # the biggest: first converge and re-run at the highest forks, then a re-run at forks 1 (same state)
         plan.run("scale %d forks %d rep 1" % (big, forks[-1]), lambda: scale_point(
             runner, root, big, forks[-1], 0, extra_rerun_forks=forks[0] if len(forks) > 1 else None), required=True)
+        # optional, the issue's biggest point first: the light variant (one re-run, file mode), estimated from the
+        # biggest full point's time per cluster
+        for clusters in light:
+            plan.run("scale %d forks %d light re-run" % (clusters, forks[-1]),
+                     lambda c=clusters: scale_point_light(runner, root, c, forks[-1]),
+                     estimate=light_estimate(plan.durations, big, forks[-1], clusters,
+                                             plan.durations.get("one-cluster rep 1", 0) / 8.0),
+                     why=" - the light variant: one re-run of that many clusters")
         # optional, most useful first: the one-cluster repetitions (the ratios and the scale baseline), the
         # biggest first converge at forks 1 (sequential, so linear: estimated from the next size down), more
         # repetitions of the middle sizes

@@ -43,14 +43,21 @@ def main():
             result = fit(list(zip(xs, med)))
             if result:
                 a, b, _r2 = result
-                end = max(info["scale"])  # past the last measured point: the fit's prediction
-                left.plot([0, end], [a, a + b * end], ":", color=color, linewidth=1)
+                end = max(info["scale"] + (info.get("light_scale") or []))  # past the last measured point: the fit
+                left.plot([1, end], [a + b, a + b * end], ":", color=color, linewidth=1)
                 label += " (%.1f s + %.2f s/cluster)" % (a, b)
                 left.lines[-1].set_label(None)
             right.plot(xs, [m / c for m, c in zip(med, xs)], "o" + style, color=color, label=label)
     left.set_xlabel("clusters (inventory hosts)")
     left.set_ylabel("wall time (s), median; bars: min-max")
-    left.set_title("Wall time against clusters (dotted: fit, extended to %d)" % max(info["scale"]))
+    left.set_title("Wall time against clusters (dotted: fit, extended to %d)"
+                   % max(info["scale"] + (info.get("light_scale") or [])))
+    if max(all_clusters or [1]) > 100:  # 1 to 500: both axes logarithmic, or the small points are one dot
+        left.set_xscale("log")
+        left.set_yscale("log")
+        left.set_xticks(sorted(all_clusters))
+        left.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.grid(True, alpha=0.3)
     left.legend(fontsize=8)
     right.set_xscale("log")

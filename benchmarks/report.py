@@ -151,6 +151,138 @@ def scale_series(records, forks, phase):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# issue 17: the goals, against the results committed before it
+# ---------------------------------------------------------------------------------------------------------
+
+# benchmarks/results.md as committed before issue 17 (`make bench` of 2026-11-28, git d82ff94): the "before" column.
+ISSUE17_BEFORE = {
+    "first_wall": "2.70× (6.9 s / 2.6 s)",
+    "first_cpu": "3.81× (5.8 s / 1.5 s)",
+    "rerun_wall": "2.92× (7.5 s / 2.6 s; CPU 6.0 s)",
+    "requests": "12 (18 with verify; 1 write: the verify token)",
+    "cpu_per_cluster": "~4.3 s (217 s / 50; wall 128.9 s)",
+    "light": "not measured (~30 min by the fit)",
+}
+ISSUE17_GOALS = {
+    "first_wall": 1.5, "first_cpu": 2.0, "rerun_wall": 1.0, "cpu_per_cluster": 0.5, "light_wall": 300.0,
+    "memory_flat": 1.25,  # peak PSS of the light point at most this times the biggest full point's (same forks)
+}
+
+
+def median_of(records, name):
+    st = field(records, name)
+    return st["median"] if st else None
+
+
+def memory_flat(light_pss, full_pss):
+    """Whether the peak memory of the light point stays within ISSUE17_GOALS["memory_flat"] times the biggest full
+    point's (the same forks: as many hosts at once)."""
+    return bool(light_pss and full_pss and light_pss <= ISSUE17_GOALS["memory_flat"] * full_pss)
+
+
+def issue17_rows(data):
+    """[(figure, before, now, goal, met)] of issue 17's table; met is True, False or None (not measured)."""
+    info, records = data["info"], data["records"]
+    one = select(records, section="one")
+    objects = ROOT_OBJECTS + CLUSTER_OBJECTS
+    cli = select(one, variant="cli", phase="first")
+    first = select(one, variant="collection", phase="first")
+    rerun = select(one, variant="collection", phase="rerun")
+    noverify = select(one, variant="collection", phase="rerun_noverify")
+    cli_wall, cli_cpu = median_of(cli, "wall"), median_of(cli, "cpu")
+    rows = []
+
+    def ratio_row(figure, key, top, bottom, extra=""):
+        value = ratio(top, bottom)
+        now = "-" if value is None else "%.2f× (%.1f s / %.1f s%s)" % (value, float(top), float(bottom), extra)
+        rows.append((figure, ISSUE17_BEFORE[key], now, "≤ %.1f×" % ISSUE17_GOALS[key],
+                     None if value is None else value <= ISSUE17_GOALS[key]))
+
+    ratio_row("first converge, one cluster, wall ÷ CLI script", "first_wall", median_of(first, "wall"), cli_wall,
+              "; CPU %.1f s" % (median_of(first, "cpu") or 0))
+    ratio_row("first converge, CPU ÷ CLI script", "first_cpu", median_of(first, "cpu"), cli_cpu)
+    ratio_row("no-change re-run, one cluster, wall ÷ CLI first converge", "rerun_wall", median_of(rerun, "wall"),
+              cli_wall, "; CPU %.1f s" % (median_of(rerun, "cpu") or 0))
+    on_reads, on_writes = median_of(rerun, "reads"), field(rerun, "writes")
+    off_requests = median_of(noverify, "requests")
+    if on_reads is None:
+        rows.append(("no-change re-run: Vault requests for %d objects" % objects, ISSUE17_BEFORE["requests"], "-",
+                     "≤ 1 read per object, verify on; 0 writes", None))
+    else:
+        now = "%d reads with verify on (%s requests, %s writes), %s with verify off" % (
+            on_reads, num(field(rerun, "requests")), num(on_writes), "-" if off_requests is None else
+            "%d" % int(off_requests))
+        rows.append(("no-change re-run: Vault requests for %d objects" % objects, ISSUE17_BEFORE["requests"], now,
+                     "≤ %d reads (1 per object), verify on; 0 writes" % objects,
+                     on_reads <= objects and on_writes["max"] == 0))
+    forks = info["forks"][-1]
+    big = max(info["scale"])
+    big_rerun = select(records, section="scale", phase="rerun", clusters=big, forks=forks)
+    big_rerun = [r for r in big_rerun if not r.get("light") and r.get("after_converge_at_forks", forks) == forks]
+    cpu = median_of(big_rerun, "cpu")
+    now = "-"
+    if cpu is not None:
+        now = "%.2f s (%.0f s / %d; wall %.1f s)" % (cpu / big, cpu, big, float(median_of(big_rerun, "wall")))
+    rows.append(("CPU per cluster, re-run at %d clusters, forks %d" % (big, forks), ISSUE17_BEFORE["cpu_per_cluster"],
+                 now, "≤ %.1f s" % ISSUE17_GOALS["cpu_per_cluster"],
+                 None if cpu is None else cpu / big <= ISSUE17_GOALS["cpu_per_cluster"]))
+    full_pss = median_of(big_rerun, "peak_pss")
+    for clusters in info.get("light_scale") or []:
+        light = [r for r in select(records, section="scale", clusters=clusters) if r.get("light")]
+        figure = ("%d clusters (light variant: one re-run, file mode, one OpenBao), re-run wall on this machine"
+                  % clusters)
+        goal = "≤ %.0f min, memory flat in clusters" % (ISSUE17_GOALS["light_wall"] / 60)
+        if not light:
+            rows.append((figure, ISSUE17_BEFORE["light"], "not measured (left out for the budget: see Method)", goal,
+                         None))
+            continue
+        wall, light_pss = float(median_of(light, "wall")), median_of(light, "peak_pss")
+        now = "%.1f s (%.2f s per cluster; CPU %.0f s, %.2f s per cluster); peak memory %s, %s per cluster%s" % (
+            wall, wall / clusters, float(median_of(light, "cpu")), float(median_of(light, "cpu")) / clusters,
+            mb(light_pss),
+            "%.2f MB" % (light_pss / MB / clusters), "" if not full_pss else
+            " (%s at %d clusters: ×%.2f)" % (mb(full_pss), big, light_pss / full_pss))
+        rows.append((figure, ISSUE17_BEFORE["light"], now, goal,
+                     wall <= ISSUE17_GOALS["light_wall"] and memory_flat(light_pss, full_pss)))
+    return rows
+
+
+def issue17_table(data):
+    lines = ["## Issue 17: the goals", "",
+             "Before: `benchmarks/results.md` as committed before issue 17 (`make bench` of 2026-11-28). Now: this "
+             "run. Ratios are of medians measured in the same run; CPU beside wall time.", "",
+             "| figure | before | now | goal | met? |", "| --- | --- | --- | --- | --- |"]
+    for figure, before, now, goal, met in issue17_rows(data):
+        verdict = "not measured" if met is None else yes(met)
+        lines.append("| %s | %s | %s | %s | %s |" % (figure, before, now, goal, verdict))
+    lines.append("")
+    note = requests_note(data["records"])
+    if note:
+        lines.extend([note, ""])
+    return lines
+
+
+def requests_note(records):
+    """Where the reads of a one-cluster re-run go (from the audit log): what is read more than once with verify
+    off, and what verification adds."""
+    one = select(records, section="one", variant="collection")
+    on, off = select(one, phase="rerun"), select(one, phase="rerun_noverify")
+    if not on or not off:
+        return None
+    _counts, repeated, _two, _default = read_redundancy(off[0]["paths"])
+    off_paths = list(off[0]["paths"])
+    added = []
+    for path in on[0]["paths"]:
+        if path in off_paths:
+            off_paths.remove(path)
+        else:
+            added.append(normalize_path(path.split(" ", 1)[1]))
+    return ("Reads of the one-cluster re-run: %d with verify off%s; verification adds %d (%s)."
+            % (len(off[0]["paths"]), (", of them read more than once: " + ", ".join(repeated)) if repeated else "",
+               len(added), ", ".join("`%s`" % p for p in added) or "none"))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # the page
 # ---------------------------------------------------------------------------------------------------------
 
@@ -206,6 +338,8 @@ def build(data, plot_name="scale.png"):
           "wall times are longer than on an idle machine and vary more; read the CPU columns beside them." % cores)
     w("")
 
+    lines.extend(issue17_table(data))
+
     # ---- targets
     w("## Targets")
     w("")
@@ -216,7 +350,9 @@ def build(data, plot_name="scale.png"):
     rerun_changed = stats([r["recap"]["changed"] for r in col_rerun_rs + nov_rerun_rs])
     token_creates = field(col_rerun_rs, "token_creates")
     other_writes = (rerun_writes["max"] - (token_creates or {}).get("max", 0)) if rerun_writes else None
-    if other_writes == 0:
+    if rerun_writes and rerun_writes["max"] == 0:
+        what = "none (no token created)"
+    elif other_writes == 0:
         what = ("all of them `auth/token/create` (the verify step's token: 60 s, 4 uses, only the istiod policy - "
                 "a short-lived credential, not a change to the configuration)")
     else:
@@ -230,8 +366,8 @@ def build(data, plot_name="scale.png"):
     login_counts = ", ".join("%d" % r["logins"] for r in logins if r["phase"] == "rerun") or "-"
     w("| Re-run requests ≤ one read per managed object + one login | one cluster: %d Vault objects (root mount "
       "and issuer; intermediate mount and issuer, KV key, policy, auth mount, auth config, role), so ≤ %d. "
-      "Measured: **%s** with verify off (token auth, so no login), %s with verify on (+ token creation, policy "
-      "check, 4 reads as istiod). With AppRole: %s login per run | %s |"
+      "Measured: **%s** with verify off (token auth, so no login), %s with verify on (+ the verify step's "
+      "requests: see the note under issue 17's table). With AppRole: %s login per run | %s |"
       % (objects, objects + 1, num(nov_requests), num(col_requests), login_counts,
          yes(nov_requests and nov_requests["max"] <= objects + 1)))
     first_ratio = ratio(col_first and col_first["median"], cli_first and cli_first["median"])
@@ -343,9 +479,9 @@ def build(data, plot_name="scale.png"):
     w("")
     w("![wall time against clusters](%s)" % plot_name)
     w("")
-    w("| Clusters | forks | Run | Wall time | per cluster | CPU | CPU use | Vault requests | per cluster | writes "
-      "| changed | Peak memory (PSS / RSS sum) |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    w("| Clusters | forks | Run | Wall time | per cluster | CPU | CPU per cluster | CPU use | Vault requests | per "
+      "cluster | writes | changed | Peak memory (PSS / RSS sum) | PSS per cluster |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     rows = [(1, "any", phase, one_cluster_point(records, phase)) for phase in ("first", "rerun")]
     scale = select(records, section="scale")
     for clusters, forks, phase in sorted(set((r["clusters"], r["forks"], r["phase"]) for r in scale),
@@ -356,15 +492,24 @@ def build(data, plot_name="scale.png"):
             continue
         wall, cpu, req = field(rs, "wall"), field(rs, "cpu"), field(rs, "requests")
         note = " ¹" if phase == "rerun" and rs[0].get("after_converge_at_forks", forks) != forks else ""
-        w("| %d | %s | %s%s | %s | %.2f s | %.0f s | %.0f%% | %s | %.1f | %s | %s | %s / %s |"
+        note += " ²" if rs[0].get("light") else ""
+        pss = field(rs, "peak_pss")["median"]
+        w("| %d | %s | %s%s | %s | %.2f s | %.0f s | %.2f s | %.0f%% | %s | %.1f | %s | %s | %s / %s | %.2f MB |"
           % (clusters, forks, "first converge" if phase == "first" else "re-run", note, t(wall),
-             wall["median"] / clusters, cpu["median"], 100.0 * cpu["median"] / (wall["median"] * cores), num(req),
-             req["median"] / clusters, num(field(rs, "writes")), num(stats([r["recap"]["changed"] for r in rs])),
-             mb(field(rs, "peak_pss")["median"]), mb(field(rs, "peak_rss")["median"])))
+             wall["median"] / clusters, cpu["median"], cpu["median"] / clusters,
+             100.0 * cpu["median"] / (wall["median"] * cores), num(req), req["median"] / clusters,
+             num(field(rs, "writes")), num(stats([r["recap"]["changed"] for r in rs])), mb(pss),
+             mb(field(rs, "peak_rss")["median"]), pss / MB / clusters))
     w("")
     w("CPU use = CPU / (wall × %d cores): near 100%% the run is bound by this machine's CPUs. The RSS sum counts "
       "pages that forked workers share once per process; PSS splits them. ¹ A re-run at forks %d of what the "
-      "forks-%d converge left (the same state a forks-%d converge leaves)." % (cores, low_forks, high_forks, low_forks))
+      "forks-%d converge left (the same state a forks-%d converge leaves)." % (cores, low_forks, high_forks, low_forks)
+      + (" ² **The light variant** (%s clusters): one run, file mode, re-run only - one cluster is converged first "
+         "(not measured), then every inventory host manages that cluster's Vault objects with its own copy of the "
+         "converged manifest. Each host runs the tasks and makes the requests of a cluster of its own; a first "
+         "converge of that many clusters, and a Vault holding that many sets of objects, are not measured."
+         % ", ".join(str(c) for c in info.get("light_scale") or [])
+         if [r for r in scale if r.get("light")] else ""))
     w("")
     w("**How it grows**: least-squares fit `constant + slope × clusters` over the medians of each point (R² for the "
       "wall-time fit):")

@@ -142,3 +142,102 @@ def test_classify_stack_controller():
     assert bench.classify_stack(_frames(PLAYBOOK, code=["StrategyBase._wait_on_pending_results (x.py:1)"])) == (
         "controller", "strategy loop waiting for results")
     assert bench.classify_stack(_frames(PLAYBOOK, "/bin/sh -c mkdir x")) == ("shell", "shell wrappers")
+
+
+def test_parse_importtime_takes_the_first_cumulative_time_of_each_name():
+    import import_times
+
+    stderr = ("import time: self [us] | cumulative | imported package\n"
+              "import time:       120 |        120 |   _io\n"
+              "import time:      5000 |      41000 |     ansible.module_utils.basic\n"
+              "import time:       300 |      90000 |   hvac\n"
+              "import time:       100 |        100 |   hvac\n"  # a second line for the same name is ignored
+              "import time:      2000 |     250000 | ansible_collections.x.plugins.modules.vault_policy\n"
+              "not an importtime line\n")
+    found = import_times.parse_importtime(stderr, ("hvac", "kubernetes", "ansible.module_utils.basic",
+                                                   "ansible_collections.x.plugins.modules.vault_policy"))
+    assert found == {"ansible.module_utils.basic": 0.041, "hvac": 0.09,
+                     "ansible_collections.x.plugins.modules.vault_policy": 0.25}
+
+
+def _record(section, variant, phase, wall, cpu, clusters=1, forks=1, **more):
+    record = {"section": section, "variant": variant, "phase": phase, "wall": wall, "cpu": cpu,
+              "clusters": clusters, "forks": forks, "rep": 0, "requests": 9, "reads": 9, "writes": 0,
+              "peak_pss": 100 * report.MB, "peak_rss": 150 * report.MB, "recap": {"changed": 0, "failed": 0},
+              "paths": []}
+    record.update(more)
+    return record
+
+
+def _issue17_data(light=True):
+    records = [
+        _record("one", "cli", "first", 2.0, 1.0),
+        _record("one", "collection", "first", 2.8, 1.8),
+        _record("one", "collection", "rerun", 2.2, 1.5, requests=16, reads=16),
+        _record("one", "collection", "rerun_noverify", 2.0, 1.4, requests=9, reads=9),
+        _record("scale", "collection", "rerun", 30.0, 20.0, clusters=50, forks=10, after_converge_at_forks=10,
+                peak_pss=400 * report.MB),
+        _record("scale", "collection", "rerun", 99.0, 99.0, clusters=50, forks=1, after_converge_at_forks=10),
+    ]
+    if light:
+        records.append(_record("scale", "collection", "rerun", 250.0, 200.0, clusters=500, forks=10, light=True,
+                               peak_pss=440 * report.MB))
+    return {"info": {"scale": [1, 10, 50], "light_scale": [500], "forks": [1, 10]}, "records": records}
+
+
+def test_issue17_rows_compute_the_ratios_and_the_goals():
+    first, cpu, rerun, requests, cpu50, light = report.issue17_rows(_issue17_data())
+    assert first[0].startswith("first converge, one cluster, wall")
+    assert first[2].startswith("1.40× (2.8 s / 2.0 s") and first[4] is True  # goal 1.5×
+    assert first[1] == report.ISSUE17_BEFORE["first_wall"]
+    assert cpu[2].startswith("1.80× (1.8 s / 1.0 s)") and cpu[4] is True
+    assert rerun[2].startswith("1.10× (2.2 s / 2.0 s") and rerun[4] is False  # goal 1.0×
+    assert requests[0] == "no-change re-run: Vault requests for 9 objects"
+    assert requests[2].startswith("16 reads with verify on") and requests[2].endswith("9 with verify off")
+    assert requests[4] is False  # 16 reads > 9 objects
+    assert cpu50[2].startswith("0.40 s (20 s / 50") and cpu50[4] is True  # the forks-1 re-run is not this figure
+    assert light[0].startswith("500 clusters (light variant")
+    assert "250.0 s (0.50 s per cluster" in light[2] and "×1.10" in light[2] and light[4] is True
+
+
+def test_issue17_rows_say_what_was_not_measured():
+    rows = report.issue17_rows(_issue17_data(light=False))
+    assert rows[-1][0].startswith("500 clusters") and rows[-1][4] is None
+    assert "not measured" in rows[-1][2]
+    table = "\n".join(report.issue17_table(_issue17_data(light=False)))
+    assert "| not measured |" in table and "| **missed** |" in table
+
+
+def test_memory_flat_and_light_estimate():
+    assert report.memory_flat(120.0, 100.0) and not report.memory_flat(130.0, 100.0)
+    assert not report.memory_flat(None, 100.0)
+    # the biggest full point (converge + re-run) took 100 s for 50 clusters: a re-run is about half of it
+    estimate = bench.light_estimate({"scale 50 forks 10 rep 1": 100.0}, 50, 10, 500, 5.0)
+    assert abs(estimate - (1.0 * 500 * 1.1 + 5.0)) < 1e-9
+    assert bench.light_estimate({}, 50, 10, 500, 5.0) is None
+
+
+def test_light_inventory_shares_one_clusters_objects(tmp_path):
+    runner = bench.Runner.__new__(bench.Runner)
+    runner.env = type("E", (), {"k8s_ca_pem": "PEM"})()
+    converged = tmp_path / "converged.yaml"
+    converged.write_text("kind: ControlPlane # annotated\n")
+    path, hosts = runner.inventory(str(tmp_path / "inv"), 3, shared=("c001", str(converged)))
+    with open(path) as f:
+        inventory = json.load(f)["istio_clusters"]["hosts"]
+    assert len(hosts) == 3 and "c001" not in hosts
+    assert set(h["istio_vault_ca_intermediate_mount"] for h in inventory.values()) == {"istioca-c001"}
+    manifests = [h["istio_vault_ca_manifest_path"] for h in inventory.values()]
+    assert len(set(manifests)) == 3  # a manifest each, copies of the converged one
+    assert all(open(m).read() == "kind: ControlPlane # annotated\n" for m in manifests)
+
+
+def test_requests_note_names_the_repeated_reads_and_what_verification_adds():
+    off = ["read sys/mounts", "read pki/issuer/default", "read sys/mounts", "read secret/data/istioca"]
+    on = off + ["read sys/policies/acl/default", "read secret/data/istioca"]
+    records = [_record("one", "collection", "rerun", 1.0, 1.0, paths=on),
+               _record("one", "collection", "rerun_noverify", 1.0, 1.0, paths=off)]
+    note = report.requests_note(records)
+    assert note == ("Reads of the one-cluster re-run: 4 with verify off, of them read more than once: `sys/mounts` ×2; "
+                    "verification adds 2 (`sys/policies/acl/default`, `secret/data/istioca`).")
+    assert report.requests_note(records[:1]) is None

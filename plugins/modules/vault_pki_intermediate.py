@@ -187,8 +187,8 @@ notes:
     its other fields are kept.
   - Requests, measured in OpenBao 2.7's audit log (token auth) - a first run (root ready, KV mount present) makes
     10 (4 reads; 6 writes - enable the mount, generate/exported, the KV write, sign-intermediate, set-signed,
-    config/issuers); a run that changes nothing makes 5 reads (sys/mounts, the root's issuer/default, the
-    intermediate's config/issuers and issuer, the KV secret) and no write.
+    config/issuers); a run that changes nothing makes 4 reads (sys/mounts, the root's issuer/default, the
+    intermediate's issuer/default, the KV secret) and no write.
   - Between storing a new key and installing its certificate (a few requests during a rotation, or until the
     re-run after a failure), C(<kv_mount>/data/<kv_path>) holds a key that does not match C(<mount>/cert/ca).
     istiod reads both only when it starts or reloads; do not restart it while a run has failed half-way.

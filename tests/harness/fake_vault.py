@@ -12,6 +12,10 @@ with the action, path and capability) runs for real; only the HTTP exchange is r
 - A GET or LIST of a path without an answer is 404 (``InvalidPath``): ``read``/``list`` give None/[] and any
   other request fails, as with a real server. A write (POST/PUT/PATCH/DELETE) without an answer succeeds with no
   body (204) unless ``strict_writes`` is set, then it is an ``AssertionError`` naming the request.
+- ``GET <mount>/issuer/default`` without an answer of its own is answered as Vault does, from the answers for
+  ``<mount>/config/issuers`` (the default issuer's id) and ``<mount>/issuer/<id>``: 500 "no default issuer currently
+  configured" when the id is empty, 404 when the mount has no ``config/issuers`` answer. Only the request made is
+  recorded.
 - Every request is recorded with its JSON body: ``requests`` (list of Request), ``writes()``, ``paths()``,
   ``body(method, path)``.
 """
@@ -30,6 +34,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection 
 
 Request = collections.namedtuple("Request", "method path json params")
 READS = ("GET", "LIST")
+DEFAULT_ISSUER = "/issuer/default"
 STATUS = {400: hvac_exc.InvalidRequest, 403: hvac_exc.Forbidden, 404: hvac_exc.InvalidPath,
           500: hvac_exc.InternalServerError, 503: hvac_exc.VaultDown, 412: hvac_exc.PreconditionFailed}
 
@@ -65,6 +70,20 @@ class FakeVault(VaultClient):
 
     def answer(self, method, path, json=None, params=None):
         self.requests.append(Request(method, path, json, params))
+        if method == "GET" and path.endswith(DEFAULT_ISSUER) and (method, path) not in self.answers:
+            return self._default_issuer(path[:-len(DEFAULT_ISSUER)])
+        return self._serve(method, path, json)
+
+    def _default_issuer(self, mount):
+        config = self._serve("GET", mount + "/config/issuers") or {}
+        default = (config.get("data") or {}).get("default")
+        if not default:
+            raise hvac_exc.InternalServerError("no default issuer currently configured",
+                                               errors=["1 error occurred:\n\t* no default issuer currently configured"],
+                                               method="GET", url=mount + DEFAULT_ISSUER)
+        return self._serve("GET", "%s/issuer/%s" % (mount, default))
+
+    def _serve(self, method, path, json=None):
         key = (method, path)
         if key not in self.answers:
             if method in READS:

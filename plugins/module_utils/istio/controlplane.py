@@ -57,18 +57,11 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest im
     type_name,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     api_client,
     describe_api_error,
+    is_api_exception,
+    kubernetes_library,
 )
-
-try:
-    from kubernetes.client import CustomObjectsApi
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    CustomObjectsApi = None
-    ApiException = None
 
 # How many times a patch refused with 409 Conflict (someone else changed the object between our read and our
 # patch) is retried with a fresh read before giving up.
@@ -631,10 +624,9 @@ def describe_object(target, namespace, name):
 
 def custom_objects_api(params, warn):
     """CustomObjectsApi for the kubeconfig/context in params; ``warn`` (module.warn) as for api_client."""
-    if not HAS_KUBERNETES or CustomObjectsApi is None:
-        raise MeshPkiError("The kubernetes Python library (>= 24.2.0) is needed in live mode (pip install "
-                           "kubernetes); file mode (path) does not need it.", exception=KUBERNETES_IMPORT_ERROR)
-    return CustomObjectsApi(api_client(params, warn))
+    kubernetes = kubernetes_library("The kubernetes Python library (>= 24.2.0) is needed in live mode (pip install "
+                                    "kubernetes); file mode (path) does not need it.")
+    return kubernetes.client.CustomObjectsApi(api_client(params, warn))
 
 
 def without_server_fields(obj):
@@ -676,7 +668,7 @@ def reconcile_live(api, target, namespace, name, transform, check_mode, retries=
                 dry_run="All" if check_mode else None, field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH, _request_timeout=REQUEST_TIMEOUT)
         except Exception as e:
-            if ApiException is not None and isinstance(e, ApiException) and e.status == 409:
+            if is_api_exception(e, 409):
                 if attempts <= retries:
                     continue
                 raise MeshPkiError(

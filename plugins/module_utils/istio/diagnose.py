@@ -37,7 +37,11 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector im
     vault_paths_read,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.manifest import Manifest
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import api_client, describe_api_error
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
+    api_client,
+    describe_api_error,
+    kubernetes_library,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import read_default_issuer
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     PemError,
@@ -56,11 +60,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts impo
     read_secrets_engine,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy import PolicyParseError, canonical_policy
-
-try:
-    from kubernetes.client import CoreV1Api
-except ImportError:
-    CoreV1Api = None  # reported by api_client() when istiod_request_jwt needs it
 
 # The checks, in the order they are reported.
 CHECKS = ("vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_ca", "intermediate_key", "policy",
@@ -437,7 +436,8 @@ class Diagnosis(object):
         p = self.params
         what = "a token for the service account '%s/%s'" % (p["service_account_namespace"], p["service_account"])
         try:
-            core = CoreV1Api(api_client(p, self.module.warn))
+            api = api_client(p, self.module.warn)  # imports the kubernetes library, or says it is missing
+            core = kubernetes_library().client.CoreV1Api(api)
             answer = core.create_namespaced_service_account_token(
                 p["service_account"], p["service_account_namespace"], {"spec": {"expirationSeconds": 600}},
                 _request_timeout=60)

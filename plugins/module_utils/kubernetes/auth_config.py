@@ -27,7 +27,6 @@ import base64
 import binascii
 import os
 import re
-import traceback
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.inputs import check_kubernetes_host
@@ -37,17 +36,11 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.token_
     ensure_token_reviewer,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.durations import to_seconds
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_auth_method, read_auth_method
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import (
+    MountResult,
+    ensure_auth_method,
+    read_auth_method,
+)
 
 # ----------------------------------------------------------------------------------------- PEM
 
@@ -87,7 +80,12 @@ def pem_identity(text):
 
 
 def _check_der(label, der):
-    if not HAS_CRYPTOGRAPHY:
+    """Why ``der`` does not parse as ``label``, or None; None also without cryptography (imported here, on the
+    first PEM option given: vault_k8s_role and a config without CA or keys never load it)."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
         return None
     try:
         if label == "CERTIFICATE":
@@ -473,6 +471,16 @@ def config_data(client, path):
     return (body or {}).get("data") if body else None
 
 
+def kubernetes_config_if_there(client, path):
+    """The config at ``path`` when it is a Kubernetes auth method's (it has ``kubernetes_host``), else None - also
+    when it cannot be read: the caller then reads the auth table, and the config again only if it is mounted."""
+    try:
+        current = config_data(client, path)
+    except MeshPkiError:
+        return None
+    return current if isinstance(current, dict) and "kubernetes_host" in current else None
+
+
 def check_known(warn, client, path, user, known, mounted):
     """Refuse fields the server does not know (OpenBao would ignore them silently)."""
     if not mounted:
@@ -519,10 +527,16 @@ def ensure_kubernetes_auth(module):
 
     user = user_config(p, module.warn)
     client = module.get_authenticated_client()
-    # Read: the mount (its type is checked), the config, and which fields the server knows.
-    mount_result = ensure_auth_method(client, mount, METHOD, check_mode=True)
+    # Read: the mount (its type is checked), the config, and which fields the server knows. A Kubernetes config
+    # read first answers for its mount too (only this auth method has kubernetes_host there): a re-run reads one
+    # object, not the auth table as well; without one, the table says whether and what is mounted.
+    current = kubernetes_config_if_there(client, path)
+    if current is not None:
+        mount_result = MountResult(mount, {"type": METHOD}, {"type": METHOD})
+    else:
+        mount_result = ensure_auth_method(client, mount, METHOD, check_mode=True)
+        current = config_data(client, path) if mount_result.before is not None else None
     mounted = mount_result.before is not None
-    current = config_data(client, path) if mounted else None
     exists = current is not None
     jwt_set = bool((current or {}).get(JWT_SET))
     known = BASE_CONFIG_FIELDS | set(current or {})

@@ -4,7 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Kubernetes side, shared by vault_k8s_auth and tsb_controlplane_annotations: kubeconfig and
 context (with kubernetes.core's environment variables), the cluster entry (server and CA) for
-Vault's Kubernetes auth config, an API client, and ApiException -> MeshPkiError."""
+Vault's Kubernetes auth config, an API client, and ApiException -> MeshPkiError.
+
+The kubernetes library is imported only when an API client is built (:func:`kubernetes_library`): it costs
+more to import than anything else a module loads, and a Vault-only or file-mode call never contacts a
+Kubernetes API."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,6 +17,7 @@ __metaclass__ = type
 import base64
 import json
 import os
+import sys
 import traceback
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError, RedirectRefused
@@ -24,16 +29,27 @@ try:
 except ImportError:
     yaml = None
 
-try:
-    from kubernetes import config as k8s_config
-    from kubernetes.client.rest import ApiException
-except ImportError:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
-    ApiException = None
-else:
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
+
+def kubernetes_library(what="The kubernetes Python library is needed (pip install kubernetes)."):
+    """The ``kubernetes`` package with its ``client`` and ``config`` loaded, imported on first use; a
+    MeshPkiError saying ``what`` when it is not installed."""
+    try:
+        import kubernetes.client
+        import kubernetes.config
+    except ImportError:
+        raise MeshPkiError(what, exception=traceback.format_exc())
+    return kubernetes
+
+
+def is_api_exception(exc, status=None):
+    """Whether ``exc`` is the kubernetes client's ApiException (with ``status``, when given). Never imports the
+    library: when it is not loaded, nothing can have raised one."""
+    exceptions = sys.modules.get("kubernetes.client.exceptions")
+    api_exception = getattr(exceptions, "ApiException", None)
+    if api_exception is None or not isinstance(exc, api_exception):
+        return False
+    return status is None or exc.status == status
+
 
 KUBE_ARGSPEC = dict(
     kubeconfig=dict(type="path"),
@@ -130,15 +146,13 @@ def api_client(params, warn):
     """A kubernetes.client.ApiClient for the kubeconfig/context in params (validated first, so
     errors name the file and the known contexts). ``warn`` (module.warn) is told when the cluster entry
     skips TLS verification. The client follows redirects only within the server's origin."""
-    if not HAS_KUBERNETES:
-        raise MeshPkiError("The kubernetes Python library is needed (pip install kubernetes).",
-                           exception=KUBERNETES_IMPORT_ERROR)
+    kubernetes = kubernetes_library()
     entry = cluster_entry(params)
     warning = insecure_warning(entry)
     if warning:
         warn(warning)
     try:
-        client = k8s_config.new_client_from_config(config_file=entry["kubeconfig"], context=entry["context"])
+        client = kubernetes.config.new_client_from_config(config_file=entry["kubeconfig"], context=entry["context"])
     except Exception as e:  # kubernetes raises ConfigException and assorted errors; translated here
         raise MeshPkiError("Cannot build a Kubernetes client from '%s' context '%s': %s"
                            % (entry["kubeconfig"], entry["context"], e))
@@ -162,7 +176,7 @@ def describe_api_error(exc, action, what):
     target = "Failed to %s %s" % (action, what)
     if isinstance(exc, RedirectRefused):
         return MeshPkiError("%s: %s" % (target, exc), **exc.details)
-    if ApiException is not None and isinstance(exc, ApiException):
+    if is_api_exception(exc):
         message = status_message(exc)
         status = exc.status
         if status == 404 and "could not find the requested resource" in (message or ""):

@@ -16,15 +16,11 @@ import time
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.kubernetes.client import (
-    ApiException,
     api_client,
     describe_api_error,
+    is_api_exception,
+    kubernetes_library,
 )
-
-try:
-    from kubernetes import client as k8s_client
-except ImportError:
-    k8s_client = None
 
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"
 SA_NAME_ANNOTATION = "kubernetes.io/service-account.name"
@@ -86,8 +82,8 @@ class TokenReviewer(object):
 
     @classmethod
     def from_api_client(cls, api, names, **kwargs):
-        if k8s_client is None:
-            raise MeshPkiError("The kubernetes Python library is needed for token_reviewer (pip install kubernetes).")
+        k8s_client = kubernetes_library("The kubernetes Python library is needed for token_reviewer (pip install "
+                                        "kubernetes).").client
         return cls(k8s_client.CoreV1Api(api), k8s_client.RbacAuthorizationV1Api(api), api.sanitize_for_serialization,
                    names, **kwargs)
 
@@ -106,7 +102,7 @@ class TokenReviewer(object):
         try:
             return self.to_dict(method(*args))
         except Exception as e:
-            if ApiException is not None and isinstance(e, ApiException) and e.status == 404:
+            if is_api_exception(e, 404):
                 return None
             raise describe_api_error(e, "read", what)
 

@@ -61,7 +61,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
-    Issuer,
     MountTableCache,
     find_issuer,
     max_lease_ttl_of,
@@ -288,18 +287,11 @@ class IntermediateCA(object):
         if info.get("type") != "pki":
             raise MeshPkiError("The root mount '%s' is a %s secrets engine, not pki. Nothing was changed."
                                % (req.root_mount, info.get("type")))
-        path = "%s/issuer/default" % req.root_mount
-        try:
-            body = self.client.read(path, action="read the root CA")
-        except MeshPkiError as e:
-            if "no default issuer" not in str(e):
-                raise
-            body = None
-        if not body:
+        issuer = read_default_issuer(self.client, req.root_mount)
+        if issuer is None:
             raise RootUnavailable(
                 "The root mount '%s' has no CA (no default issuer): create it with meshpki.vault_ca.vault_pki_root "
                 "first, or use signing: external. Nothing was changed." % req.root_mount)
-        issuer = Issuer.from_response(req.root_mount, body)
         if not issuer.key_id:
             raise MeshPkiError(
                 "The root CA of '%s' (%s) is a certificate without its key in Vault (an offline root), so Vault "

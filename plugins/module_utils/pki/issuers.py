@@ -19,6 +19,8 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.x509 import (
     signature_error,
 )
 
+# What Vault and OpenBao answer (500) for <mount>/issuer/default when the mount has no default issuer.
+NO_DEFAULT_ISSUER = "no default issuer"
 # Vault warnings every PKI write repeats and that say nothing to this collection's users.
 _NOISE = ("authority information access", "max path length of the signed certificate is zero")
 
@@ -98,15 +100,18 @@ def read_issuer(client, mount, issuer_id):
 
 
 def read_default_issuer(client, mount):
-    """The default issuer of ``mount`` or None (two reads: config/issuers, issuer/<id>).
+    """The default issuer of ``mount`` or None: one read of ``<mount>/issuer/default``.
 
-    ``<mount>/issuer/default`` would be one read, but it answers 500 when there is none, which the
-    connection retries as a possibly transient error."""
-    config = client.read("%s/config/issuers" % mount, action="read the default issuer setting") or {}
-    default = (config.get("data") or {}).get("default")
-    if not default:
+    With no default issuer set, Vault and OpenBao answer 500 "no default issuer currently configured" (the
+    connection does not repeat a 500 of that path: vault/connection.py ``VaultRetry``); a mount that is not there
+    answers 404 (None)."""
+    try:
+        body = client.read("%s/issuer/default" % mount, action="read the default issuer")
+    except MeshPkiError as e:
+        if NO_DEFAULT_ISSUER not in str(e):
+            raise
         return None
-    return read_issuer(client, mount, default)
+    return Issuer.from_response(mount, body) if body else None
 
 
 def set_default_issuer(client, mount, issuer_id):

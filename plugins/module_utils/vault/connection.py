@@ -25,6 +25,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.paths impor
 try:
     import hvac
     import requests
+    from urllib3.exceptions import MaxRetryError
     from urllib3.util.retry import Retry
 except ImportError:
     Retry = object
@@ -46,6 +47,10 @@ RETRY_ANY_METHOD = frozenset([412, 429, 503])
 # Statuses after which a write may or may not have happened: repeat only idempotent methods.
 RETRY_IDEMPOTENT_ONLY = frozenset([500, 502, 504])
 IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "LIST", "PUT", "DELETE", "OPTIONS"])
+# Paths whose 500 is an answer, not a fault: <mount>/issuer/default of a mount without a default issuer ("no default
+# issuer currently configured"). Repeating it would only wait for the same answer (the PKI modules read it once
+# per mount instead of config/issuers then issuer/<id>).
+NO_RETRY_500_SUFFIXES = ("/issuer/default",)
 
 
 def env(*names):
@@ -71,6 +76,13 @@ class VaultRetry(Retry):
         if status_code in RETRY_ANY_METHOD:
             return True
         return status_code in RETRY_IDEMPOTENT_ONLY and method.upper() in IDEMPOTENT_METHODS
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if response is not None and response.status == 500 and \
+                (url or "").split("?", 1)[0].rstrip("/").endswith(NO_RETRY_500_SUFFIXES):
+            # what urllib3 does when the retries are used up: with raise_on_status=False, the response is returned
+            raise MaxRetryError(_pool, url, error)
+        return super(VaultRetry, self).increment(method, url, response, error, _pool, _stacktrace)
 
 
 def _index_value(index):

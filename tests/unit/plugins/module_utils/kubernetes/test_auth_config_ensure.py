@@ -167,11 +167,13 @@ def mounted(config=None, more=None):
 
 def test_a_new_auth_method_is_enabled_and_configured_with_the_jwt():
     vault = FakeVault({("GET", "sys/auth"): {"data": {"token/": {"type": "token"}}},
-                       ("GET", CONFIG): served(STORED)})  # read only after the write: no mount, no config
+                       ("GET", CONFIG): [404, served(STORED)]})  # no mount, no config: there after the write
     module, result = auth_task(vault, kubernetes_host=HOST, kubernetes_ca_cert=CA, disable_local_ca_jwt=True,
                                token_reviewer_jwt="reviewer.jwt", description="east")
     assert vault.writes() == [("POST", "sys/auth/kubernetes"), ("POST", CONFIG)]
-    assert [(r.method, r.path) for r in vault.requests][-2:] == [("POST", CONFIG), ("GET", CONFIG)]
+    requests = [(r.method, r.path) for r in vault.requests]
+    assert requests[:2] == [("GET", CONFIG), ("GET", "sys/auth")]  # no config there: the auth table tells
+    assert requests[-2:] == [("POST", CONFIG), ("GET", CONFIG)]
     assert vault.body("POST", "sys/auth/kubernetes") == {"type": "kubernetes", "description": "east"}
     assert vault.body("POST", CONFIG) == {"kubernetes_host": HOST, "kubernetes_ca_cert": CA,
                                           "disable_local_ca_jwt": True, "token_reviewer_jwt": "reviewer.jwt"}
@@ -186,6 +188,7 @@ def test_the_same_config_is_no_change_and_no_write():
     vault = FakeVault(mounted(served(STORED)))
     _module, result = auth_task(vault, kubernetes_host=HOST + "/", kubernetes_ca_cert=CA, disable_local_ca_jwt=True)
     assert not result["changed"] and vault.writes() == [] and result["changed_fields"] == []
+    assert vault.paths() == [CONFIG]  # a Kubernetes config answers for its mount: no read of sys/auth (issue 17)
     assert not result["token_reviewer_jwt_written"]
 
 

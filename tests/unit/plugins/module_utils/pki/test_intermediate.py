@@ -126,8 +126,7 @@ def test_a_healthy_intermediate_is_kept_with_reads_only():
     module = ModuleStub(params(), vault)
     result = manage_intermediate(module)
     assert vault.writes() == []
-    assert vault.paths() == ["sys/mounts", "pki/issuer/default", "istioca/config/issuers", "istioca/issuer/int-iss",
-                             "secret/data/istioca"]
+    assert vault.paths() == ["sys/mounts", "pki/issuer/default", "istioca/issuer/default", "secret/data/istioca"]
     assert result["changed"] is False and result["action"] == "none" and result["kv"]["version"] == 3
     assert key_pem(setup.key) in module.no_log_values  # the stored key read from KV is masked too
 

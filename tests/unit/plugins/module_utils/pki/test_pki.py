@@ -80,7 +80,8 @@ def make_cert(subject="CN=int", key=None, issuer=None, issuer_key=None, days=30,
 
 class FakeClient(object):
     """Answers requests from ``responses`` ({(method, path): body, or an exception to raise, or a list of
-    those served in turn}) and records them in ``log``; unknown GET/LIST paths are 404 (None)."""
+    those served in turn}) and records them in ``log``; unknown GET/LIST paths are 404 (None); ``<mount>/issuer/default``
+    from ``config/issuers`` and ``issuer/<id>``, as FakeVault does."""
 
     def __init__(self, responses=None):
         self.responses = dict(responses or {})
@@ -88,6 +89,17 @@ class FakeClient(object):
 
     def _answer(self, method, path, json=None):
         self.log.append((method, path, json))
+        if method == "GET" and path.endswith("/issuer/default") and (method, path) not in self.responses:
+            # as Vault: the issuer named by config/issuers (see harness/fake_vault.py)
+            mount = path[:-len("/issuer/default")]
+            default = ((self._serve("GET", mount + "/config/issuers") or {}).get("data") or {}).get("default")
+            if not default:
+                raise MeshPkiError("Failed to read the default issuer '%s': no default issuer currently configured"
+                                   % path)
+            return self._serve("GET", "%s/issuer/%s" % (mount, default))
+        return self._serve(method, path)
+
+    def _serve(self, method, path):
         answer = self.responses.get((method, path))
         if isinstance(answer, list):
             answer = answer.pop(0) if len(answer) > 1 else answer[0]
@@ -304,11 +316,17 @@ def test_issuer_chain_certs_skip_itself_and_what_does_not_parse():
 def test_read_default_issuer():
     cert = make_cert()
     none = FakeClient({("GET", "m/config/issuers"): {"data": {"default": ""}}})
-    assert pki_issuers.read_default_issuer(none, "m") is None and none.paths() == ["m/config/issuers"]
+    assert pki_issuers.read_default_issuer(none, "m") is None and none.paths() == ["m/issuer/default"]
+    assert pki_issuers.read_default_issuer(FakeClient(), "gone") is None  # no mount: 404
+    failing = FakeClient({("GET", "m/issuer/default"): MeshPkiError("Failed to read 'm/issuer/default': permission "
+                                                                    "denied")})
+    with pytest.raises(MeshPkiError, match="permission denied"):
+        pki_issuers.read_default_issuer(failing, "m")
     root = make_cert("CN=root")
     fake = FakeClient({("GET", "m/config/issuers"): {"data": {"default": "iss-1"}},
                        ("GET", "m/issuer/iss-1"): issuer_body(cert, chain=[root])})
     issuer = pki_issuers.read_default_issuer(fake, "m")
+    assert fake.paths() == ["m/issuer/default"]  # one read (issue 17), not config/issuers then issuer/<id>
     assert issuer.issuer_id == "iss-1" and issuer.key_id == "key-1" and issuer.cert == cert
     assert issuer.chain_certs() == [root]
 
@@ -445,12 +463,12 @@ def run_root(params, fake, check_mode=False):
     return backend.run(), backend
 
 
-def test_root_same_subject_and_key_is_kept_with_three_reads():
+def test_root_same_subject_and_key_is_kept_with_two_reads():
     cert = make_cert("CN=tetrate.io", lifetime=datetime.timedelta(hours=8760, seconds=30))
     fake = root_client(cert)
     result, _backend = run_root(root_params(), fake)
     assert not result["changed"] and result["action"] == "none" and result["pending_changes"] == []
-    assert fake.paths() == ["sys/mounts", "pki/config/issuers", "pki/issuer/iss-1"]
+    assert fake.paths() == ["sys/mounts", "pki/issuer/default"]
     assert result["serial"] == x509_mod.cert_info(cert)["serial"] and "BEGIN CERTIFICATE" in result["certificate"]
 
 

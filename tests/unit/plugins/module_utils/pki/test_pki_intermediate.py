@@ -257,15 +257,14 @@ def vault(world, stored=None, current=True, default="int-iss"):
     return FakeClient(responses)
 
 
-def test_no_change_run_reads_five_times_and_writes_nothing():
+def test_no_change_run_reads_four_times_and_writes_nothing():
     world = World()
     fake = vault(world, world.stored())
     protected = []
     ca = IntermediateCA(IntermediateRequest(params()), fake, False, protect=protected.append, now=NOW)
     result = ca.run()
     assert not result["changed"] and result["action"] == "none"
-    assert fake.paths() == ["sys/mounts", "pki/issuer/default", "istioca/config/issuers", "istioca/issuer/int-iss",
-                            "secret/data/istioca"]
+    assert fake.paths() == ["sys/mounts", "pki/issuer/default", "istioca/issuer/default", "secret/data/istioca"]
     assert protected == [key_pem(world.key)]  # the key read from KV is masked in the module's output
     assert result["ca_chain"] == [cert_pem(world.cert), cert_pem(world.root_cert)]
     assert result["kv"]["version"] == 1 and result["key_id"] == "int-key"

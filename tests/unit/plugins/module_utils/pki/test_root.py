@@ -91,13 +91,13 @@ def test_check_mode_force_replacement_writes_nothing():
     assert result["replaced"] is True and result["certificate"] == cert_pem(old)
 
 
-def test_the_same_root_is_kept_with_three_reads_and_no_write():
+def test_the_same_root_is_kept_with_two_reads_and_no_write():
     cert = make_cert("CN=tetrate.io", days=365)
     vault = FakeVault({("GET", "sys/mounts"): pki_mount(),
                        ("GET", "pki/config/issuers"): {"data": {"default": "iss-1"}},
                        ("GET", "pki/issuer/iss-1"): issuer_body(cert, "iss-1", "key-1")}, strict_writes=True)
     result = manage_root(ModuleStub(params(), vault))
-    assert vault.paths() == ["sys/mounts", "pki/config/issuers", "pki/issuer/iss-1"] and vault.writes() == []
+    assert vault.paths() == ["sys/mounts", "pki/issuer/default"] and vault.writes() == []
     assert result["changed"] is False and result["action"] == "none" and result["issuer_id"] == "iss-1"
 
 

@@ -107,3 +107,16 @@ def test_retries_zero_means_one_attempt_and_a_clear_message(flaky):
     with pytest.raises(MeshPkiError, match="sealed or on standby"):
         _client(server, 0).read("x")
     assert handler.seen[0] == ("GET", "/v1/x")
+
+
+def test_a_500_of_issuer_default_is_an_answer_not_repeated(flaky):
+    # issue 17: the PKI modules read <mount>/issuer/default once instead of config/issuers then issuer/<id>; a mount
+    # without a default issuer answers 500, which must not cost the retries and their back-off
+    server, handler = flaky
+    handler.script["/v1/pki/issuer/default"] = [500, 500, 500, 500]
+    handler.script["/v1/pki/config/issuers"] = [500, 500]
+    with pytest.raises(MeshPkiError, match="pki/issuer/default"):
+        _client(server, 3).read("pki/issuer/default")
+    assert handler.seen == [("GET", "/v1/pki/issuer/default")]
+    assert _client(server, 3).read("pki/config/issuers") == {"data": {"ok": True}}  # any other path: repeated
+    assert handler.seen[1:] == [("GET", "/v1/pki/config/issuers")] * 3

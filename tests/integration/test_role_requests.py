@@ -1,0 +1,92 @@
+"""Requests of a no-change re-run of the role (issue 17): one cluster, the guide's layout, in file mode with the
+Kubernetes host, CA and reviewer JWT given (no Kubernetes API is contacted). Counted from OpenBao's audit log:
+requests are deterministic, unlike times, so the exact list is asserted.
+
+9 Vault objects: the root mount and issuer, the intermediate mount and issuer, the KV secret holding the key,
+the policy, the Kubernetes auth mount, its config and the role. Issue 17: a re-run reads each issuer with one
+request (``issuer/default``, not ``config/issuers`` then ``issuer/<id>``) and the Kubernetes auth mount through
+its config (not ``sys/auth`` as well): 9 reads with verification off (12 before). Verification (without its token
+probe: nothing changed) reads what istiod's agent would, 7 more (0 writes, no token). Nothing is written and no
+token is created either way."""
+
+import uuid
+
+import pytest
+
+from harness import certs
+from harness.playbook import role_play
+
+REVIEWER_JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50Iiwic3ViIjoic3lz"
+                "dGVtOnNlcnZpY2VhY2NvdW50OnZhdWx0OnJldmlld2VyIn0.cGxhY2Vob2xkZXI")
+MANIFEST = """\
+apiVersion: install.tetrate.io/v1alpha1
+kind: ControlPlane
+metadata:
+  name: controlplane
+  namespace: tsb
+spec:
+  hub: registry.example.com/tetrate
+"""
+
+
+def role_vars(bao, tmp_path, **more):
+    suffix = uuid.uuid4().hex[:8]
+    manifest = tmp_path / ("controlplane-%s.yaml" % suffix)
+    manifest.write_text(MANIFEST)
+    values = {
+        "istio_vault_ca_vault": {"url": bao.url, "token": bao.token},
+        "istio_vault_ca_root_mount": "pki-" + suffix,
+        "istio_vault_ca_intermediate_mount": "istioca-" + suffix,
+        "istio_vault_ca_kv_path": "istioca-" + suffix,
+        "istio_vault_ca_policy_name": "istioca-" + suffix,
+        "istio_vault_ca_k8s_auth_mount": "kubernetes-" + suffix,
+        "istio_vault_ca_k8s_role": "istiod",
+        "istio_vault_ca_manifest_path": str(manifest),
+        "istio_vault_ca_k8s_host": "https://127.0.0.1:6443",
+        "istio_vault_ca_k8s_ca_cert": certs.make_ca("kubernetes-ca").cert_pem,
+        "istio_vault_ca_k8s_token_reviewer_jwt": REVIEWER_JWT,
+    }
+    values.update(more)
+    return values, suffix
+
+
+def expected_requests(suffix, verify):
+    """The requests of a no-change re-run, in order (one cluster, token auth: no login)."""
+    root, intermediate, kv = "pki-" + suffix, "istioca-" + suffix, "secret/data/istioca-" + suffix
+    policy, auth = "sys/policies/acl/istioca-" + suffix, "auth/kubernetes-" + suffix
+    requests = [
+        ("read", "sys/mounts"),                         # vault_pki_root: the root mount
+        ("read", root + "/issuer/default"),             # the root CA
+        ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount, the root's
+        ("read", root + "/issuer/default"),             # the root CA that signs it
+        ("read", intermediate + "/issuer/default"),     # the intermediate CA
+        ("read", kv),                                   # its key
+        ("read", policy),                               # vault_policy
+        ("read", auth + "/config"),                     # vault_k8s_auth: the config answers for its mount too
+        ("read", auth + "/role/istiod"),                # vault_k8s_role
+    ]
+    if verify:  # istio_ca_verify without the token probe (nothing changed): the policy, the role, the bundle
+        requests += [
+            ("read", policy),
+            ("read", "sys/policies/acl/default"),
+            ("read", auth + "/role/istiod"),
+            ("read", intermediate + "/cert/ca"),
+            ("read", kv),
+            ("read", intermediate + "/cert/ca_chain"),
+            ("read", root + "/cert/ca"),
+        ]
+    return requests
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verify-on", "verify-off"])
+def test_no_change_rerun_requests(bao, playbook, tmp_path, verify):
+    values, suffix = role_vars(bao, tmp_path, istio_vault_ca_verify=verify)
+    first = playbook(role_play(values))
+    assert first.rc == 0, first
+    mark = bao.audit.mark()
+    second = playbook(role_play(values))
+    assert second.rc == 0, second
+    assert second.changed() == [], second
+    requests = bao.audit.requests(since=mark)
+    assert requests == expected_requests(suffix, verify), "\n".join("%s %s" % r for r in requests)
+    assert bao.audit.writes(since=mark, include_logins=True) == [] and bao.audit.created_tokens(since=mark) == []
