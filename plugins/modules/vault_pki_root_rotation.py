@@ -168,7 +168,8 @@ record_path:
   type: str
   sample: secret/data/pki-trust
 roots:
-  description: The roots in the bundle, each C({issuer_id, serial, subject, not_after}).
+  description: The roots in the bundle, each C({issuer_id, serial, subject, not_after, certificate}) (the PEM
+    certificate, for example for the C(expect_roots) option of M(meshpki.vault_ca.istio_ca_verify)).
   returned: always
   type: list
   elements: dict

@@ -409,7 +409,7 @@ class Rotation(object):
         for issuer_id in record.trusted_ids:
             info = summary(self.issuer(issuer_id).cert)
             found.append(dict(issuer_id=issuer_id, serial=info["serial"], subject=info["subject"],
-                              not_after=info["not_after"]))
+                              not_after=info["not_after"], certificate=cert_pem(self.issuer(issuer_id).cert)))
         return found
 
     def result(self, record, after_record, before, after, advanced, waiting, next_at):
