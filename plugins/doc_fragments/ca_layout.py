@@ -37,7 +37,7 @@ options:
   trust_bundle_path:
     description:
       - Path, in O(kv_mount) and without C(data/), of the KV version 2 secret holding the trust bundle istiod's
-        C(root-cert.pem) renders (field C(root-cert.pem)): the root, or both roots during a root rotation. The role
+        C(root-cert.pem) renders (field C(root-cert.pem)) - the root, or both roots during a root rotation. The role
         keeps it with M(meshpki.vault_ca.vault_pki_root_rotation), so that the template stays the same while the
         roots change (istiod reloads the file; a new template is a new annotation and restarts istiod).
       - Unset, istiod's agent reads C(<root_mount>/cert/ca) (the root mount's default issuer, one root).
