@@ -21,8 +21,10 @@ from harness.playbook import REPO, Playbooks, module_play
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402
 
-CHECKS = ["vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_ca", "intermediate_key", "policy",
-          "kubernetes_auth", "role", "istiod_login", "bundle", "target"]
+# With trust_bundle_path (as the role runs it): root-cert.pem is the trust bundle the main playbook keeps, and the
+# root rotation's record is reported after root_ca.
+CHECKS = ["vault_reachable", "vault_login", "mounts", "root_ca", "root_rotation", "intermediate_ca", "intermediate_key",
+          "policy", "kubernetes_auth", "role", "istiod_login", "bundle", "target"]
 
 
 class Estate(object):
@@ -79,7 +81,7 @@ def estate(tmp_path_factory):
 
 def diagnose_args(estate, **overrides):
     args = {"target": "tsb_controlplane", "target_name": "controlplane", "target_namespace": "tsb",
-            "path": estate.manifest}
+            "path": estate.manifest, "trust_bundle_path": "pki-trust"}
     args.update(overrides)
     return dict((name, value) for name, value in args.items() if value is not None)  # None: option left out
 

@@ -59,7 +59,13 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers impor
     vault_warnings,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import human, key_spec, seconds
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import CasConflict, read_secret, write_secret
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import (
+    CasConflict,
+    KvSecret,
+    read_secret,
+    write_secret,
+)
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.mounts import ensure_secrets_engine
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.paths import check_path
 
 PHASES = ("trust", "sign", "retire", "aborted")
@@ -69,6 +75,7 @@ RECORD_FIELDS = ("phase", "old_issuer_id", "new_issuer_id", "new_issuer_name", "
     "next_phase_at",)
 # Vault backdates a certificate's notBefore by 30 s (not_before_duration): the issue time is notBefore + this.
 BACKDATE = 30
+KV_DESCRIPTION = "KV v2 (created by meshpki.vault_ca for the Istio CA key)"
 
 
 def manage_root_rotation(module):
@@ -268,7 +275,18 @@ class Rotation(object):
     # -- the run -----------------------------------------------------------------------------------
     def run(self):
         req = self.req
-        record = Record(read_secret(self.client, req.kv_mount, req.path))
+        # The trust bundle's KV v2 mount (on a fresh Vault the root step runs before the intermediate's creates it)
+        kv_mount = ensure_secrets_engine(self.client, req.kv_mount, "kv", True, description=KV_DESCRIPTION,
+                                         kv_version=2)
+        if kv_mount.changed:
+            self.writes.append("sys/mounts/%s" % req.kv_mount)
+            if not self.check_mode:
+                ensure_secrets_engine(self.client, req.kv_mount, "kv", False, description=KV_DESCRIPTION,
+                                      kv_version=2)
+        if kv_mount.before is None and self.check_mode:
+            record = Record(KvSecret(req.kv_mount, req.path))
+        else:
+            record = Record(read_secret(self.client, req.kv_mount, req.path))
         default = read_default_issuer(self.client, req.root_mount)
         if default is None:
             raise MeshPkiError("The root mount '%s' has no root CA (no default issuer): create it first (the main "
@@ -290,6 +308,7 @@ class Rotation(object):
 
     def converge(self, record, default):
         """Make Vault what the recorded phase says (a killed run's missing writes). Returns True if it wrote."""
+        already = len(self.writes)
         if record.active:
             if record.signer and default.issuer_id != record.signer:
                 self.issuer(record.signer)
@@ -303,7 +322,7 @@ class Rotation(object):
                     (record.signer and record.signer != default.issuer_id):
                 fields = dict(trusted=default.issuer_id, signer=default.issuer_id if record.signer else "")
                 self.write_record(record, fields)
-        return bool(self.writes)
+        return len(self.writes) > already
 
     def advance(self, record, default):
         """(new phase or None, waiting reasons, earliest time of the next phase)."""

@@ -33,7 +33,8 @@ def params(**more):
 
 
 def vault(record=None, default="a", intermediate=None):
-    answers = {("GET", "pki/config/issuers"): {"data": {"default": default}},
+    answers = {("GET", "sys/mounts"): {"data": {"secret/": {"type": "kv", "options": {"version": "2"}}}},
+               ("GET", "pki/config/issuers"): {"data": {"default": default}},
                ("GET", "pki/issuer/a"): issuer("a", A), ("GET", "pki/issuer/b"): issuer("b", B)}
     if record is not None:
         answers[("GET", "secret/data/pki-trust")] = {"data": {"data": record, "metadata": {"version": 4}}}
