@@ -122,8 +122,8 @@ class Mesh(object):
         out = self.tmp_path / ("render-%s-%d" % (name, self.renders))
         token_file = self.tmp_path / ("token-%d" % self.renders)
         token_file.write_text(token)
-        proc = agent.render(self.bao.url, annotations, str(out), {"method": "token_file",
-                                                                 "token_file": str(token_file)})
+        auth = {"method": "token_file", "token_file": str(token_file)}
+        proc = agent.render(self.bao.url, annotations, str(out), auth)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return out
 

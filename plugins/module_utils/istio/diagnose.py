@@ -593,8 +593,8 @@ class Diagnosis(object):
         if self.params.get("trust_bundle_path") is not None:
             steps.append((ROTATION_CHECK, self.root_rotation))
         steps += [("intermediate_ca", self.intermediate_ca), ("intermediate_key", self.intermediate_key),
-                 ("policy", self.policy), ("kubernetes_auth", self.kubernetes_auth), ("role", self.role),
-                 ("istiod_login", self.istiod_login), ("bundle", self.bundle)]
+                  ("policy", self.policy), ("kubernetes_auth", self.kubernetes_auth), ("role", self.role),
+                  ("istiod_login", self.istiod_login), ("bundle", self.bundle)]
         blocked = None if self.server() else "Vault is not usable (see vault_reachable)"
         try:
             for name, step in steps:

@@ -454,8 +454,8 @@ class Rotation(object):
         if advanced:
             message = "Advanced to phase '%s'." % advanced
         elif waiting:
-            message = "Phase '%s': waiting for %s%s." % (final.phase or "none", "; ".join(waiting),
-                                                        " (not before %s)" % iso(next_at) if next_at else "")
+            message = "Phase '%s': waiting for %s%s." % (
+                final.phase or "none", "; ".join(waiting), " (not before %s)" % iso(next_at) if next_at else "")
         else:
             message = "Phase '%s': nothing to do." % (final.phase or "none")
         header = "%s/%s (root rotation record)" % (req.kv_mount, req.path)
