@@ -9,7 +9,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Where the CA lives in Vault (module_utils/pki/layout.py CA_LAYOUT_ARGSPEC): all five options.
+    # Where the CA lives in Vault (module_utils/pki/layout.py CA_LAYOUT_ARGSPEC): all six options.
     DOCUMENTATION = r'''
 options:
   root_mount:
@@ -34,6 +34,14 @@ options:
     description: Field of that secret holding the PEM private key (the guide's C(index .Data.data "ca-key.pem")).
     type: str
     default: ca-key.pem
+  trust_bundle_path:
+    description:
+      - Path, in O(kv_mount) and without C(data/), of the KV version 2 secret holding the trust bundle istiod's
+        C(root-cert.pem) renders (field C(root-cert.pem)) - the root, or both roots during a root rotation. The role
+        keeps it with M(meshpki.vault_ca.vault_pki_root_rotation), so that the template stays the same while the
+        roots change (istiod reloads the file; a new template is a new annotation and restarts istiod).
+      - Unset, istiod's agent reads C(<root_mount>/cert/ca) (the root mount's default issuer, one root).
+    type: str
 '''
 
     # The layout of a module that writes the intermediate (its own mount option is the intermediate's):

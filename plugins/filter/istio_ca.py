@@ -34,6 +34,12 @@ options:
     description: The KV v2 path of the intermediate key (without C(data/)).
     type: str
     default: istioca
+  trust_bundle_path:
+    description:
+      - The KV v2 path (without C(data/)) of the trust bundle C(root-cert.pem) renders; then the rules grant read on
+        C(<kv_mount>/data/<trust_bundle_path>) instead of C(<root_mount>/cert/ca).
+      - Empty or unset, C(root-cert.pem) reads C(<root_mount>/cert/ca).
+    type: str
 '''
 
 EXAMPLES = r'''
@@ -57,10 +63,11 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.injector import InjectorError, vault_paths_read
 
 
-def istio_ca_policy_rules(intermediate_mount, root_mount="pki", kv_mount="secret", kv_path="istioca"):
+def istio_ca_policy_rules(intermediate_mount, root_mount="pki", kv_mount="secret", kv_path="istioca",
+                          trust_bundle_path=None):
     try:
         paths = vault_paths_read(intermediate_mount=intermediate_mount, root_mount=root_mount, kv_mount=kv_mount,
-                                 kv_path=kv_path)
+                                 kv_path=kv_path, trust_bundle_path=trust_bundle_path or None)
     except InjectorError as e:
         raise AnsibleFilterError("istio_ca_policy_rules: %s" % e)
     return [{"path": path, "capabilities": ["read"]} for path in paths]

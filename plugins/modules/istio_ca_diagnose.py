@@ -272,6 +272,15 @@ vault:
   returned: always
   type: dict
   sample: {"version": "2.7.2", "initialized": true, "sealed": false, "standby": false}
+root_rotation:
+  description:
+    - With O(trust_bundle_path) - the root rotation's record (M(meshpki.vault_ca.vault_pki_root_rotation)) - C(phase)
+      (V(trust), V(sign), V(retire), V(aborted); null when no rotation ran), C(old_issuer_id), C(new_issuer_id),
+      C(trusted) (issuer ids in the bundle), C(signer) (the root that signs intermediates) and C(next_phase_at) (the
+      earliest time of the next phase). The check C(root_rotation) reports them in words.
+  returned: when O(trust_bundle_path) is set and the bundle exists
+  type: dict
+  version_added: 0.2.0
 certificates:
   description: Subject, serial, not_after and days_left of the root and the intermediate (when found).
   returned: always

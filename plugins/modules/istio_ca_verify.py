@@ -104,6 +104,12 @@ options:
         description: Field of that secret holding the PEM key.
         type: str
         default: ca-key.pem
+      trust_bundle_path:
+        description:
+          - Path, in O(vault_paths.kv_mount) and without C(data/), of the KV version 2 trust bundle C(root-cert.pem)
+            renders (field C(root-cert.pem)), as the role writes it. Unset, C(<root_mount>/cert/ca) is read.
+        type: str
+        version_added: 0.2.0
   read_with_policy:
     description:
       - With O(vault_paths), check that this policy - the one istiod's agent gets from its Kubernetes auth role -

@@ -69,11 +69,12 @@ MODULES = {
                          "auth_role": {"kubernetes_auth_mount": "kubernetes", "name": "istiod"}},
                         {"vault_paths.intermediate_mount": "mount", "vault_paths.root_mount": "mount",
                          "vault_paths.kv_mount": "mount", "vault_paths.kv_path": "path",
-                         "vault_paths.kv_field": "field", "read_with_policy": "name",
+                         "vault_paths.kv_field": "field", "vault_paths.trust_bundle_path": "path",
+                         "read_with_policy": "name",
                          "auth_role.kubernetes_auth_mount": "mount", "auth_role.name": "name"}),
     "istio_ca_diagnose": ({"istiod_jwt": "not-a-real-jwt"},
                           {"root_mount": "mount", "intermediate_mount": "mount", "kv_mount": "mount",
-                           "kv_path": "path", "kv_field": "field", "policy_name": "name",
+                           "kv_path": "path", "kv_field": "field", "trust_bundle_path": "path", "policy_name": "name",
                            "kubernetes_auth_mount": "mount", "role": "name",
                            "service_account": "k8s_name", "service_account_namespace": "k8s_name",
                            "target_name": "k8s_name", "target_namespace": "k8s_name"}),
@@ -82,7 +83,11 @@ MODULES = {
                                      {"name": "k8s_name", "namespace": "k8s_name", "intermediate_mount": "mount",
                                       "root_mount": "mount", "kv_mount": "mount", "kv_path": "path",
                                       "kv_field": "field", "role": "name", "kubernetes_auth_mount": "mount",
-                                      "vault_namespace": "namespace"}),
+                                      "vault_namespace": "namespace", "trust_bundle_path": "path"}),
+    "vault_pki_root_rotation": ({"trust_bundle_path": "pki-trust", "rotation": "advance", "clusters": [
+        {"name": "east", "intermediate_mount": "istioca-east", "verified": True}]},
+        {"root_mount": "mount", "kv_mount": "mount", "trust_bundle_path": "path",
+         "clusters.intermediate_mount": "mount"}),
 }
 # Every Vault module also takes the shared connection/auth options that form paths (tsb_controlplane_annotations
 # does not talk to Vault; its kubernetes_auth_mount is the one in its table).
@@ -98,7 +103,9 @@ def set_option(args, dotted, value):
     """A copy of ``args`` with ``dotted`` set to ``value`` ('vault_paths.kv_path' sets a key of a dict)."""
     args = json.loads(json.dumps(args))
     head, rest = dotted.partition(".")[::2]
-    if rest:
+    if rest and isinstance(args.get(head), list):  # a list of dicts: the first item's key
+        args[head][0][rest] = value
+    elif rest:
         args.setdefault(head, {})[rest] = value
     else:
         args[head] = value

@@ -53,7 +53,9 @@ def test_check_mode_on_an_empty_vault_says_what_would_be_created(empty_bao, play
     assert "signed by %s" % root_mount in fields["intermediate"] and "in %s" % int_mount in fields["intermediate"]
     assert fields["key"] == "would be written: secret/data/%s field ca-key.pem" % values["istio_vault_ca_kv_path"]
     assert fields["policy"].startswith("would be written: %s (read on " % values["istio_vault_ca_policy_name"])
-    assert "%s/cert/ca" % int_mount in fields["policy"] and "%s/cert/ca" % root_mount in fields["policy"]
+    # root-cert.pem reads the trust bundle the root step keeps, not the root mount's cert/ca
+    assert "%s/cert/ca" % int_mount in fields["policy"] and "secret/data/%s-trust" % root_mount in fields["policy"]
+    assert "%s/cert/ca" % root_mount not in fields["policy"]
     assert fields["role"].startswith("would be written: auth/%s/role/istiod for istio-system/" % (
         values["istio_vault_ca_k8s_auth_mount"])), fields["role"]
     assert fields["target"].endswith("would be annotated"), fields["target"]

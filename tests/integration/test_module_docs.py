@@ -24,10 +24,14 @@ def _doc(plugin_type, names):
     return json.loads(out.stdout)
 
 
+# Modules added after the first release.
+ADDED = {"vault_pki_root_rotation": "0.2.0"}
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_module_doc_renders_with_examples_and_return(module):
     doc = _doc("module", [module])["meshpki.vault_ca." + module]
-    assert doc["doc"]["short_description"] and doc["doc"]["version_added"] == "0.1.0"
+    assert doc["doc"]["short_description"] and doc["doc"]["version_added"] == ADDED.get(module, "0.1.0")
     assert "meshpki.vault_ca.%s:" % module in doc["examples"]
     assert doc["return"], "RETURN is empty"
 

@@ -168,7 +168,7 @@ def desired_state(params):
             prefix=params["annotation_prefix"], agent_init_first=params.get("agent_init_first"),
             agent_pre_populate_only=params.get("agent_pre_populate_only"), extra_env=extra_env,
             extra_annotations=extra_annotations, auth_mount=_auth_mount(params),
-            vault_namespace=params.get("vault_namespace"),
+            vault_namespace=params.get("vault_namespace"), trust_bundle_path=params.get("trust_bundle_path"),
         )
         prefix = normalize_prefix(params["annotation_prefix"])
         owned = managed_keys(prefix, extra_env)

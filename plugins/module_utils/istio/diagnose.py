@@ -65,6 +65,9 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.policy impo
 CHECKS = ("vault_reachable", "vault_login", "mounts", "root_ca", "intermediate_ca", "intermediate_key", "policy",
           "kubernetes_auth", "role", "istiod_login", "bundle", "target")
 
+# With trust_bundle_path: the root rotation's record, reported after root_ca.
+ROTATION_CHECK = "root_rotation"
+
 OK = "ok"
 WARNING = "warning"
 PROBLEM = "problem"
@@ -131,11 +134,14 @@ class Diagnosis(object):
         self.istiod = None
         self.root = None
         self.intermediate = None
+        self.rotation = None
         try:
             self.paths = bundle_secret_paths(self.params["intermediate_mount"], self.params["root_mount"],
-                                             self.params["kv_mount"], self.params["kv_path"])
+                                             self.params["kv_mount"], self.params["kv_path"],
+                                             self.params.get("trust_bundle_path"))
             self.policy_paths = vault_paths_read(self.params["intermediate_mount"], self.params["root_mount"],
-                                                 self.params["kv_mount"], self.params["kv_path"])
+                                                 self.params["kv_mount"], self.params["kv_path"],
+                                                 self.params.get("trust_bundle_path"))
         except InjectorError as e:
             raise MeshPkiError("Invalid mount or path options: %s." % e)
         try:
@@ -246,6 +252,30 @@ class Diagnosis(object):
             self.found.warn("root_ca", "%s: fewer than %d days left, plan the root rotation." % (facts, ROOT_WARN_DAYS))
         else:
             self.found.ok("root_ca", facts)
+
+    def root_rotation(self):
+        """The trust bundle and the root rotation's record (pki/rotation.py): the phase, both issuer ids, the
+        earliest time of the next phase."""
+        p = self.params
+        secret = read_secret(self.client, p["kv_mount"], p["trust_bundle_path"])
+        where = "%s/%s" % (p["kv_mount"], p["trust_bundle_path"])
+        data = secret.data
+        if not data.get("root-cert.pem"):
+            self.found.problem(ROTATION_CHECK, "the trust bundle %s holds no root-cert.pem: root-cert.pem renders "
+                                               "empty. Run the main playbook (root step)." % where)
+            return
+        phase = data.get("phase") or ""
+        self.rotation = dict((name, data.get(name) or None) for name in (
+            "phase", "old_issuer_id", "new_issuer_id", "trusted", "signer", "next_phase_at"))
+        if not phase:
+            self.found.ok(ROTATION_CHECK, "no root rotation; the trust bundle %s holds the root %s" % (
+                where, data.get("trusted")))
+            return
+        text = "phase %s (root rotation): trusted %s, signing root %s, old root %s, new root %s" % (
+            phase, data.get("trusted"), data.get("signer"), data.get("old_issuer_id"), data.get("new_issuer_id"))
+        if data.get("next_phase_at") and phase in ("trust", "sign", "aborted"):
+            text += ", next phase not before %s (run the playbook meshpki.vault_ca.rotate_root)" % data["next_phase_at"]
+        self.found.ok(ROTATION_CHECK, text)
 
     def intermediate_ca(self):
         issuer, info, facts = self.default_issuer("intermediate_ca", "intermediate",
@@ -472,7 +502,8 @@ class Diagnosis(object):
                     texts[name] = None
                     continue
                 raise
-            texts[name] = render_like_the_agent(name, body, self.params["kv_field"])
+            texts[name] = render_like_the_agent(name, body, self.params["kv_field"],
+                                                self.params.get("trust_bundle_path") is not None)
         if denied:
             self.found.problem("bundle", "%s may not read %s: the agent would fail at init with 403. Fix the policy."
                                % (who, ", ".join(denied)))
@@ -503,7 +534,8 @@ class Diagnosis(object):
                        secret_volume_path=p["secret_volume_path"], annotation_prefix=p["annotation_prefix"],
                        agent_init_first=p["agent_init_first"], agent_pre_populate_only=p["agent_pre_populate_only"],
                        extra_env=p["extra_env"], extra_annotations=None,
-                       kubernetes_auth_mount=p["kubernetes_auth_mount"], vault_namespace=self.conn.namespace)
+                       kubernetes_auth_mount=p["kubernetes_auth_mount"], vault_namespace=self.conn.namespace,
+                       trust_bundle_path=p.get("trust_bundle_path"))
         desired = desired_state(options)
         if p["path"]:
             manifest = Manifest.load(p["path"], max_size=p["max_manifest_size"])
@@ -557,10 +589,12 @@ class Diagnosis(object):
 
     # ------------------------------------------------------------------------------------------ run
     def run(self):
-        steps = [("vault_login", self.login), ("mounts", self.mounts), ("root_ca", self.root_ca),
-                 ("intermediate_ca", self.intermediate_ca), ("intermediate_key", self.intermediate_key),
-                 ("policy", self.policy), ("kubernetes_auth", self.kubernetes_auth), ("role", self.role),
-                 ("istiod_login", self.istiod_login), ("bundle", self.bundle)]
+        steps = [("vault_login", self.login), ("mounts", self.mounts), ("root_ca", self.root_ca)]
+        if self.params.get("trust_bundle_path") is not None:
+            steps.append((ROTATION_CHECK, self.root_rotation))
+        steps += [("intermediate_ca", self.intermediate_ca), ("intermediate_key", self.intermediate_key),
+                  ("policy", self.policy), ("kubernetes_auth", self.kubernetes_auth), ("role", self.role),
+                  ("istiod_login", self.istiod_login), ("bundle", self.bundle)]
         blocked = None if self.server() else "Vault is not usable (see vault_reachable)"
         try:
             for name, step in steps:
@@ -602,4 +636,6 @@ def diagnose(module):
                   certificates=diagnosis.certificates)
     if diagnosis.annotations is not None:
         result["annotations"] = diagnosis.annotations
+    if diagnosis.rotation is not None:
+        result["root_rotation"] = diagnosis.rotation
     return result

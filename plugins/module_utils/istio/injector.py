@@ -54,6 +54,11 @@ _CERT_TEMPLATE = '{{- with secret "%s" -}}\n{{ .Data.certificate }}\n{{- end }}\
 _KEY_TEMPLATE = '{{- with secret "%s" -}}\n{{ index .Data.data "%s" }}\n{{- end }}\n'
 # ``or`` renders "" instead of "<no value>" when the field is missing (as in the guide).
 _ROOT_TEMPLATE = '{{- with secret "%s" -}}\n{{ "" | or ( .Data.certificate ) }}\n{{- end }}\n'
+# The trust bundle (one root, or two during a root rotation) kept in a KV v2 secret by the role
+# (pki/rotation.py): root-cert.pem renders its field TRUST_BUNDLE_FIELD, so the template never changes while the
+# roots do (istiod hot-reloads the file; a template change would be an annotation change and a restart).
+TRUST_BUNDLE_FIELD = "root-cert.pem"
+_BUNDLE_TEMPLATE = '{{- with secret "%s" -}}\n{{ "" | or ( index .Data.data "%s" ) }}\n{{- end }}\n'
 
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_.@:=~,-]+$")
 _PREFIX_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -214,8 +219,12 @@ def _check_annotation_key(key):
 # public API
 # ---------------------------------------------------------------------------------------------------------
 
-def bundle_secret_paths(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca"):
-    """Return a dict file name -> Vault path the agent reads for it (normalised and validated)."""
+def bundle_secret_paths(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
+                        trust_bundle_path=None):
+    """Return a dict file name -> Vault path the agent reads for it (normalised and validated).
+
+    ``trust_bundle_path`` (a KV v2 path in ``kv_mount``): root-cert.pem reads ``<kv_mount>/data/<it>`` (the trust
+    bundle, field ``root-cert.pem``) instead of ``<root_mount>/cert/ca`` (the root mount's default issuer)."""
     int_mount = normalize_vault_path(intermediate_mount, "intermediate_mount")
     root = normalize_vault_path(root_mount, "root_mount")
     kv = normalize_vault_path(kv_mount, "kv_mount")
@@ -231,20 +240,32 @@ def bundle_secret_paths(intermediate_mount="istioca", root_mount="pki", kv_mount
             f"kv_mount {kv_mount!r} / kv_path {kv_path!r}: give the KV v2 mount and the secret path without the "
             "'data/' API segment (e.g. kv_mount=secret, kv_path=istioca); '<mount>/data/<path>' is built for you"
         )
+    root_path = f"{root}/cert/ca"
+    if trust_bundle_path is not None:
+        bundle = normalize_vault_path(trust_bundle_path, "trust_bundle_path")
+        if bundle == "data" or bundle.startswith("data/"):
+            raise InjectorError(f"trust_bundle_path {trust_bundle_path!r}: give the secret path without the 'data/' "
+                                "API segment; '<kv_mount>/data/<path>' is built for you")
+        if bundle == path:
+            raise InjectorError(f"trust_bundle_path and kv_path are both {bundle!r}: the trust bundle needs a KV "
+                                "secret of its own (the key's secret keeps one version per intermediate key)")
+        root_path = f"{kv}/data/{bundle}"
     return {
         "ca-cert.pem": f"{int_mount}/cert/ca",
         "ca-key.pem": f"{kv}/data/{path}",
         "cert-chain.pem": f"{int_mount}/cert/ca_chain",
-        "root-cert.pem": f"{root}/cert/ca",
+        "root-cert.pem": root_path,
     }
 
 
-def vault_paths_read(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca"):
+def vault_paths_read(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
+                     trust_bundle_path=None):
     """Exactly the Vault paths the four templates read, for a least-privilege ``read`` policy.
 
-    Order: ``<int>/cert/ca``, ``<int>/cert/ca_chain``, ``<root>/cert/ca``, ``<kv>/data/<path>``.
+    Order: ``<int>/cert/ca``, ``<int>/cert/ca_chain``, ``<root>/cert/ca`` (or ``<kv>/data/<trust_bundle_path>``),
+    ``<kv>/data/<path>``.
     """
-    paths = bundle_secret_paths(intermediate_mount, root_mount, kv_mount, kv_path)
+    paths = bundle_secret_paths(intermediate_mount, root_mount, kv_mount, kv_path, trust_bundle_path)
     return [paths["ca-cert.pem"], paths["cert-chain.pem"], paths["root-cert.pem"], paths["ca-key.pem"]]
 
 
@@ -259,14 +280,17 @@ AGENT_READS = {
 }
 
 
-def render_like_the_agent(name, body, kv_field):
-    """The text the injector's template for ``name`` renders from the Vault response ``body`` (None: 404)."""
+def render_like_the_agent(name, body, kv_field, trust_bundle=False):
+    """The text the injector's template for ``name`` renders from the Vault response ``body`` (None: 404).
+    ``trust_bundle``: root-cert.pem reads the trust bundle's KV v2 secret (field ``root-cert.pem``)."""
     if body is None:
         return None
     data = body.get("data") or {}
     if not data:
         return "\n"  # `with secret` skips its body on empty data; the newline after `end` stays
     _what, field, missing = AGENT_READS[name]
+    if name == "root-cert.pem" and trust_bundle:
+        field, kv_field = None, TRUST_BUNDLE_FIELD
     if field is None:
         data = data.get("data") if isinstance(data.get("data"), dict) else {}
         field = kv_field
@@ -277,15 +301,18 @@ def render_like_the_agent(name, body, kv_field):
 
 
 def render_templates(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
-                     kv_field="ca-key.pem"):
+                     kv_field="ca-key.pem", trust_bundle_path=None):
     """Return a dict file name -> (Vault path, agent template text ending with a newline), in BUNDLE_FILES order."""
-    paths = bundle_secret_paths(intermediate_mount, root_mount, kv_mount, kv_path)
+    paths = bundle_secret_paths(intermediate_mount, root_mount, kv_mount, kv_path, trust_bundle_path)
     field = escape_go_string(_require_text(kv_field, "kv_field"))
+    root = paths["root-cert.pem"]
+    root_template = _ROOT_TEMPLATE % root if trust_bundle_path is None else \
+        _BUNDLE_TEMPLATE % (root, TRUST_BUNDLE_FIELD)
     return {
         "ca-cert.pem": (paths["ca-cert.pem"], _CERT_TEMPLATE % paths["ca-cert.pem"]),
         "ca-key.pem": (paths["ca-key.pem"], _KEY_TEMPLATE % (paths["ca-key.pem"], field)),
         "cert-chain.pem": (paths["cert-chain.pem"], _CERT_TEMPLATE % paths["cert-chain.pem"]),
-        "root-cert.pem": (paths["root-cert.pem"], _ROOT_TEMPLATE % paths["root-cert.pem"]),
+        "root-cert.pem": (root, root_template),
     }
 
 
@@ -314,7 +341,7 @@ def managed_keys(prefix=VAULT_PREFIX, extra_env=None):
 def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="secret", kv_path="istioca",
                     kv_field="ca-key.pem", role="istiod", secret_volume_path="/etc/cacerts-vault",
                     prefix=VAULT_PREFIX, agent_init_first=None, agent_pre_populate_only=None, extra_env=None,
-                    extra_annotations=None, auth_mount=None, vault_namespace=None):
+                    extra_annotations=None, auth_mount=None, vault_namespace=None, trust_bundle_path=None):
     """Return ``{"env": [...], "annotations": {...}}`` for istiod's deployment (TSB ``kubeSpec.deployment``).
 
     ``env`` is ``ROOT_CA_DIR=<secret_volume_path>`` followed by ``extra_env`` in the given order (a list of
@@ -324,11 +351,13 @@ def build_injection(intermediate_mount="istioca", root_mount="pki", kv_mount="se
     auth mount the agent logs in at: the injector's default is ``auth/kubernetes``, so ``<prefix>/auth-path`` is
     emitted only for another mount (one mount per cluster in a multi-cluster mesh). ``vault_namespace`` (Vault
     Enterprise / OpenBao namespaces) becomes ``<prefix>/namespace``: the agent logs in and reads there.
+    ``trust_bundle_path``: root-cert.pem renders the trust bundle kept in ``<kv_mount>/data/<trust_bundle_path>``
+    (see :func:`bundle_secret_paths`).
     """
     prefix = normalize_prefix(prefix)
     volume = normalize_secret_volume_path(secret_volume_path)
     role = _normalize_role(role)
-    templates = render_templates(intermediate_mount, root_mount, kv_mount, kv_path, kv_field)
+    templates = render_templates(intermediate_mount, root_mount, kv_mount, kv_path, kv_field, trust_bundle_path)
     init_first = _optional_bool(agent_init_first, "agent_init_first")
     pre_populate_only = _optional_bool(agent_pre_populate_only, "agent_pre_populate_only")
     env = [{"name": ROOT_CA_DIR_ENV, "value": volume}, *normalize_env(extra_env)]

@@ -130,17 +130,17 @@ def check_auth_role(client, policy, auth_role, required):
                            "policy checked here. Add it to the role's token_policies." % (path, policies, policy))
 
 
-def read_bundle(client, paths, kv_field):
+def read_bundle(client, paths, kv_field, trust_bundle=False):
     texts, sources = {}, {}
     for name in BUNDLE_FILES:
         what = AGENT_READS[name][0]
         body = client.read(paths[name], action="read %s for %s" % (what, name))
-        texts[name] = render_like_the_agent(name, body, kv_field)
+        texts[name] = render_like_the_agent(name, body, kv_field, trust_bundle)
         sources[name] = "vault:%s" % paths[name] + ("" if body is not None else " (not found)")
     return texts, sources
 
 
-def read_with_a_token_of(module, client, policy, paths, kv_field):
+def read_with_a_token_of(module, client, policy, paths, kv_field, trust_bundle=False):
     """The full probe: a token holding only ``policy`` (and default) reads the bundle, then revokes itself."""
     created = client.write("auth/token/create", {
         "policies": [policy], "ttl": "60s", "explicit_max_ttl": "60s", "num_uses": len(BUNDLE_FILES) + 1,
@@ -149,7 +149,7 @@ def read_with_a_token_of(module, client, policy, paths, kv_field):
     own = client.hvac.token
     client.hvac.token = created["auth"]["client_token"]
     try:
-        return read_bundle(client, paths, kv_field)
+        return read_bundle(client, paths, kv_field, trust_bundle)
     finally:
         try:  # its last use; revoke-self is in the default policy every such token holds
             client.write("auth/token/revoke-self", action="revoke the token created to read as istiod")
@@ -163,19 +163,20 @@ def read_from_vault(module, options):
     """``(texts, sources, policy_check, policy_rules)``."""
     try:
         paths = bundle_secret_paths(options["intermediate_mount"], options["root_mount"], options["kv_mount"],
-                                    options["kv_path"])
+                                    options["kv_path"], options.get("trust_bundle_path"))
     except InjectorError as e:
         raise MeshPkiError("Invalid vault_paths: %s." % e)
     client = module.get_authenticated_client()
     policy, mode = module.params["read_with_policy"], module.params["policy_check"]
+    bundle = options.get("trust_bundle_path") is not None
     if not policy:
-        return read_bundle(client, paths, options["kv_field"]) + (None, {})
+        return read_bundle(client, paths, options["kv_field"], bundle) + (None, {})
     rules = check_policy_rules(client, policy, paths, required=mode == "rules")
     if module.params["auth_role"]:
         check_auth_role(client, policy, module.params["auth_role"], required=mode == "rules")
     if mode == "rules":
-        return read_bundle(client, paths, options["kv_field"]) + (mode, rules)
-    return read_with_a_token_of(module, client, policy, paths, options["kv_field"]) + (mode, rules)
+        return read_bundle(client, paths, options["kv_field"], bundle) + (mode, rules)
+    return read_with_a_token_of(module, client, policy, paths, options["kv_field"], bundle) + (mode, rules)
 
 
 def gather(module):

@@ -17,13 +17,14 @@ CA_LAYOUT_ARGSPEC = dict(
     kv_mount=dict(type="str", default="secret"),
     kv_path=dict(type="str", default="istioca"),
     kv_field=dict(type="str", default="ca-key.pem", no_log=False),
+    trust_bundle_path=dict(type="str"),
 )
 
 # The kind of Vault path each option forms (vault.paths.KINDS).
 CA_LAYOUT_PATHS = dict(root_mount="mount", intermediate_mount="mount", kv_mount="mount", kv_path="path",
-                       kv_field="field")
+                       kv_field="field", trust_bundle_path="path")
 
-# All five, and the options a module that writes the intermediate takes (its own 'mount' is the intermediate's).
+# All six, and the options a module that writes the intermediate takes (its own 'mount' is the intermediate's).
 CA_LAYOUT = tuple(CA_LAYOUT_ARGSPEC)
 SIGNING_LAYOUT = ("root_mount", "kv_mount", "kv_path", "kv_field")
 

@@ -12,6 +12,7 @@
 # Written for the role's default variables. With other names, change the path segments marked below:
 #   pki        istio_vault_ca_root_mount           istioca   istio_vault_ca_intermediate_mount
 #   secret     istio_vault_ca_kv_mount             istioca   istio_vault_ca_kv_path (after data/, metadata/)
+#   pki-trust  istio_vault_ca_trust_bundle_path (after data/, metadata/)
 #   istioca    istio_vault_ca_policy_name (sys/policies/acl/<name> and the verify token's "policies")
 #   kubernetes istio_vault_ca_k8s_auth_mount       istiod    istio_vault_ca_k8s_role
 # Many clusters (one inventory host each): repeat the per-cluster blocks (intermediate, KV, policy, auth) for
@@ -121,6 +122,20 @@ path "secret/data/istioca" {
 path "secret/metadata/istioca" {
   capabilities = ["read"]
 }
+
+# --- The trust bundle root-cert.pem renders, and the root rotation's record (istio_vault_ca_trust_bundle_path:
+# <root mount>-trust, in istio_vault_ca_kv_mount) ---------------------------------------------------------------
+path "secret/data/pki-trust" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/pki-trust" {
+  capabilities = ["read"]
+}
+# Only for the root rotation (playbook meshpki.vault_ca.rotate_root): the new root, a second issuer of the root
+# mount (the default issuer moves with pki/config/issuers above).
+# path "pki/root/rotate/internal" {
+#   capabilities = ["update"]
+# }
 
 # --- istiod's policy (istio_vault_ca_policy_name: istioca) ------------------------------------------------
 path "sys/policies/acl/istioca" {

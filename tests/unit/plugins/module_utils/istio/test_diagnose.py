@@ -440,3 +440,28 @@ def test_target_in_a_manifest_ok_missing_annotation_and_other_prefix(healthy, tm
 def test_invalid_options_raise(healthy, params, words):
     with pytest.raises(MeshPkiError, match=words):
         run(healthy, **params)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the root rotation (issue 18): with trust_bundle_path, root-cert.pem is the trust bundle and its record
+# ---------------------------------------------------------------------------------------------------------
+
+def test_the_root_rotation_phase_is_reported(ca, healthy):
+    answers = dict(healthy)
+    del answers[("GET", "pki/cert/ca")]  # root-cert.pem reads the bundle now
+    answers[("GET", "secret/data/pki-trust")] = {"data": {"data": {
+        "root-cert.pem": pem(ca.root), "phase": "sign", "old_issuer_id": "root-0", "new_issuer_id": "root-1",
+        "trusted": "root-0,root-1", "signer": "root-1", "next_phase_at": "2026-12-08T12:00:00Z"},
+        "metadata": {"version": 3}}}
+    answers[("GET", "sys/policies/acl/istioca")] = {"data": {"name": "istioca", "policy": POLICY.replace(
+        "pki/cert/ca", "secret/data/pki-trust")}}
+    vault = FakeVault(answers, strict_writes=True)
+    vault.answers[("POST", "auth/token/revoke-self")] = None
+    result = diagnose(Module(vault, trust_bundle_path="pki-trust", istiod_jwt="jwt"))
+    checks = dict((c["name"], (c["status"], c["message"])) for c in result["checks"])
+    assert [c["name"] for c in result["checks"]] == list(CHECKS[:4]) + ["root_rotation"] + list(CHECKS[4:])
+    assert checks["root_rotation"] == ("ok", "phase sign (root rotation): trusted root-0,root-1, signing root "
+                                             "root-1, old root root-0, new root root-1, next phase not before "
+                                             "2026-12-08T12:00:00Z (run the playbook meshpki.vault_ca.rotate_root)")
+    assert result["root_rotation"]["phase"] == "sign" and result["root_rotation"]["new_issuer_id"] == "root-1"
+    assert checks["bundle"][0] == "ok" and checks["policy"][0] == "ok", checks

@@ -584,3 +584,37 @@ def test_a_bare_data_segment_is_refused_too(kv_mount, kv_path):
 ])
 def test_render_like_the_agent(name, body, text):
     assert render_like_the_agent(name, body, "ca-key.pem") == text
+
+
+# --------------------------------------------------------------------------------- the trust bundle (issue 18)
+def test_trust_bundle_path_makes_root_cert_read_the_kv_bundle():
+    """root-cert.pem reads the field root-cert.pem of the KV v2 trust bundle, the other three files are unchanged,
+    and the policy paths follow (exactly the four paths the templates read)."""
+    plain = render_templates()
+    bundled = render_templates(trust_bundle_path="/pki-trust/")
+    assert bundled["root-cert.pem"] == (
+        "secret/data/pki-trust",
+        '{{- with secret "secret/data/pki-trust" -}}\n{{ "" | or ( index .Data.data "root-cert.pem" ) }}\n'
+        '{{- end }}\n')
+    assert dict((k, v) for k, v in bundled.items() if k != "root-cert.pem") == \
+        dict((k, v) for k, v in plain.items() if k != "root-cert.pem")
+    assert vault_paths_read(trust_bundle_path="pki-trust") == [
+        "istioca/cert/ca", "istioca/cert/ca_chain", "secret/data/pki-trust", "secret/data/istioca"]
+    annotations = build_injection(trust_bundle_path="pki-trust")["annotations"]
+    assert annotations["vault.hashicorp.com/agent-inject-secret-root-cert.pem"] == "secret/data/pki-trust"
+
+
+@pytest.mark.parametrize("path, message", [
+    ("data/pki-trust", "without the 'data/' API segment"),
+    ("istioca", "needs a KV secret of its own"),
+    ("a//b", "empty segment"),
+])
+def test_trust_bundle_path_is_checked(path, message):
+    with pytest.raises(InjectorError, match=message):
+        render_templates(trust_bundle_path=path)
+
+
+def test_the_agent_rendering_of_the_bundle():
+    body = {"data": {"data": {"root-cert.pem": "A\nB", "phase": "trust"}, "metadata": {"version": 3}}}
+    assert render_like_the_agent("root-cert.pem", body, "ca-key.pem", trust_bundle=True) == "A\nB\n"
+    assert render_like_the_agent("root-cert.pem", {"data": {"data": {}}}, "ca-key.pem", trust_bundle=True) == "\n"

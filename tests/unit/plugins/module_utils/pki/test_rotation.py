@@ -1,0 +1,133 @@
+"""The root rotation engine (pki/rotation.py) against the strict fake Vault: what each phase reads, decides and
+writes - the gate, the record written before the default issuer moves, nothing written by a run that waits."""
+
+import datetime
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.rotation import Rotation, RotationRequest
+from harness.certs import make_ca, make_intermediate
+from harness.fake_vault import FakeVault
+
+NOW = datetime.datetime(2026, 12, 7, 12, 0, 0, tzinfo=datetime.timezone.utc)
+A, B = make_ca("root A"), make_ca("root B")
+
+
+def pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def issuer(issuer_id, pair):
+    return {"data": {"issuer_id": issuer_id, "certificate": pem(pair.cert), "key_id": "k-" + issuer_id,
+                     "ca_chain": [pem(pair.cert)]}}
+
+
+def params(**more):
+    values = dict(root_mount="pki", kv_mount="secret", trust_bundle_path="pki-trust", rotation="advance",
+                  workload_cert_ttl="24h", margin="1h", common_name=None, key_type=None, key_bits=None,
+                  root_ttl=None, clusters=[{"name": "east", "intermediate_mount": "istioca-east", "verified": True}])
+    values.update(more)
+    return values
+
+
+def vault(record=None, default="a", intermediate=None):
+    answers = {("GET", "sys/mounts"): {"data": {"secret/": {"type": "kv", "options": {"version": "2"}}}},
+               ("GET", "pki/config/issuers"): {"data": {"default": default}},
+               ("GET", "pki/issuer/a"): issuer("a", A), ("GET", "pki/issuer/b"): issuer("b", B)}
+    if record is not None:
+        answers[("GET", "secret/data/pki-trust")] = {"data": {"data": record, "metadata": {"version": 4}}}
+    if intermediate is not None:
+        answers[("GET", "istioca-east/config/issuers")] = {"data": {"default": "i"}}
+        answers[("GET", "istioca-east/issuer/i")] = {"data": {"issuer_id": "i", "certificate": pem(
+            intermediate.cert), "key_id": "ki", "ca_chain": [pem(intermediate.cert)]}}
+    return FakeVault(answers, strict_writes=True)
+
+
+def run(fake, check_mode=False, now=NOW, **more):
+    return Rotation(RotationRequest(params(**more)), fake, check_mode, now=now).run()
+
+
+def trust_record(**more):
+    record = {"root-cert.pem": pem(A.cert) + pem(B.cert), "phase": "trust", "old_issuer_id": "a",
+              "new_issuer_id": "b", "trusted": "a,b", "signer": "a", "trust_at": "2026-12-07T10:30:00Z"}
+    record.update(more)
+    return record
+
+
+def test_hold_writes_the_bundle_of_the_one_root_when_there_is_none():
+    fake = vault()
+    fake.answers[("PUT", "secret/data/pki-trust")] = {"data": {"version": 1}}
+    fake.answers[("POST", "secret/data/pki-trust")] = {"data": {"version": 1}}
+    result = run(fake, rotation="hold", clusters=[])
+    assert result["changed"] and result["phase"] == "none"
+    write = [r for r in fake.requests if r.path == "secret/data/pki-trust" and r.method not in ("GET", "LIST")][0]
+    assert write.json["data"]["root-cert.pem"] == pem(A.cert) and write.json["options"] == {"cas": 0}
+
+
+def test_a_cluster_that_did_not_verify_blocks_the_start_and_nothing_is_written():
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    result = run(fake, clusters=[{"name": "east", "intermediate_mount": "istioca-east", "verified": True},
+                                 {"name": "west", "intermediate_mount": None, "verified": False,
+                                  "problem": "unreachable"}])
+    assert fake.writes() == [] and not result["changed"] and result["phase"] == "none"
+    assert result["waiting_for"] == ["cluster west did not verify: unreachable"]
+
+
+def test_trust_waits_for_the_margin_and_says_until_when():
+    fake = vault(record=trust_record(), intermediate=make_intermediate(A))
+    result = run(fake, now=NOW - datetime.timedelta(minutes=45))  # 45 min after trust_at, margin 1h
+    assert fake.writes() == [] and result["phase"] == "trust" and result["next_phase_at"] == "2026-12-07T11:30:00Z"
+    assert "margin 1h" in result["waiting_for"][0]
+
+
+def test_trust_to_sign_writes_the_record_before_the_default_issuer(monkeypatch):
+    fake = vault(record=trust_record(), intermediate=make_intermediate(A))
+    fake.answers[("POST", "secret/data/pki-trust")] = {"data": {"version": 5}}
+    fake.answers[("POST", "pki/config/issuers")] = {}
+    result = run(fake)
+    assert result["advanced"] and result["phase"] == "sign"
+    assert fake.writes() == [("POST", "secret/data/pki-trust"), ("POST", "pki/config/issuers")]
+    assert fake.body("POST", "pki/config/issuers") == {"default": "b"}
+    record = fake.body("POST", "secret/data/pki-trust")
+    assert record["options"] == {"cas": 4} and record["data"]["phase"] == "sign" and record["data"]["signer"] == "b"
+    assert record["data"]["root-cert.pem"] == pem(A.cert) + pem(B.cert)
+
+
+def test_check_mode_says_what_it_would_write_and_writes_nothing():
+    fake = vault(record=trust_record(), intermediate=make_intermediate(A))
+    result = run(fake, check_mode=True)
+    assert fake.writes() == [] and result["changed"] and result["phase"] == "sign"
+    assert result["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
+
+
+def test_sign_waits_until_every_intermediate_is_signed_by_the_new_root():
+    fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-06T00:00:00Z"), default="b",
+                 intermediate=make_intermediate(A))
+    result = run(fake)
+    assert fake.writes() == [] and result["phase"] == "sign"
+    assert "cluster east: its intermediate" in result["waiting_for"][0]
+
+
+def test_a_killed_run_is_completed_and_the_run_does_not_advance():
+    """The record says sign, the default issuer is still A: the run switches it, and stops there."""
+    fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-06T00:00:00Z"),
+                 intermediate=make_intermediate(A))
+    fake.answers[("POST", "pki/config/issuers")] = {}
+    result = run(fake)
+    assert fake.writes() == [("POST", "pki/config/issuers")] and not result["advanced"]
+    assert "completed the phase 'sign'" in result["waiting_for"][0]
+
+
+def test_abort_after_retire_is_refused():
+    fake = vault(record=trust_record(phase="retire", trusted="b", signer="b", retire_at="2026-12-07T00:00:00Z",
+                                     **{"root-cert.pem": pem(B.cert)}), default="b")
+    with pytest.raises(MeshPkiError, match="nothing to abort"):
+        run(fake, rotation="abort")
+    assert fake.writes() == []
+
+
+def test_advance_needs_the_clusters():
+    with pytest.raises(MeshPkiError, match="needs clusters"):
+        RotationRequest(params(clusters=[]))
