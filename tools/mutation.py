@@ -513,14 +513,16 @@ def write_reports(results, run, count_messages):
             for target, m in chosen:
                 f.write("\n%s:%s  %s  %s\n%s\n" % (target, m["line"], m["name"], m["status"], m["diff"]))
     with open(RESULTS, "w") as f:
-        json.dump(dict((target, {"sha256": source_hash(target), "sample": samples.get(target),
+        json.dump(dict((target, {"sha256": source_hash(target, STAGE), "sample": samples.get(target),
                                  "mutants": dict((m["name"], m["status"]) for m in ms)})
                        for target, ms in results.items()), f, indent=1, sort_keys=True)
     return text
 
 
-def source_hash(target):
-    with open(os.path.join(REPO, target), "rb") as f:
+def source_hash(target, root=None):
+    """SHA-256 of ``target`` in the working tree, or under ``root`` (the copy mutmut mutated: the tree may have
+    moved on while it ran)."""
+    with open(os.path.join(root or REPO, target), "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 

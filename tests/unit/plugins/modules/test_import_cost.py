@@ -35,6 +35,7 @@ EXPECTED = {
     "vault_login": [],
     "vault_pki_intermediate": ["cryptography"],
     "vault_pki_root": ["cryptography"],
+    "vault_pki_root_rotation": ["cryptography"],
     "vault_policy": [],
 }
 

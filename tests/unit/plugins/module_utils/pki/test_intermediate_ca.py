@@ -484,7 +484,7 @@ def test_resume_skips_issuers_of_another_key_the_current_one_and_unfit_ones():
     result = IntermediateCA(IntermediateRequest(params()), fake, False, now=NOW).run()
     assert result["issuer_id"] == "z-good" and posts(fake) == {"istioca/config/issuers": {"default": "z-good"}}
     read = [path for method, path, _body in fake.log if method == "GET" and path.startswith("istioca/issuer/")]
-    assert "istioca/issuer/a-other-key" not in read and read.count("istioca/issuer/int-iss") == 1
+    assert "istioca/issuer/a-other-key" not in read and "istioca/issuer/int-iss" not in read  # current: issuer/default
     assert "istioca/issuer/y-old-root" in read
     assert result["kv"]["version"] == 2 and result["key_id"] == "k-pending"
     assert result["ca_chain"] == [cert_pem(signed), cert_pem(world.root_cert)]

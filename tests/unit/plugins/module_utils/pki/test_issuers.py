@@ -61,8 +61,8 @@ def test_max_lease_ttl_refused_tuning_read_says_so():
 
 
 def test_read_default_issuer_refused_says_what_it_read():
-    fake = FakeVault({("GET", "pki/config/issuers"): 403})
-    _message, action = refused(lambda: pki_issuers.read_default_issuer(fake, "pki"), "pki/config/issuers")
+    fake = FakeVault({("GET", "pki/issuer/default"): 403})
+    _message, action = refused(lambda: pki_issuers.read_default_issuer(fake, "pki"), "pki/issuer/default")
     assert "default issuer" in action
 
 
