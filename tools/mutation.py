@@ -85,6 +85,12 @@ MUTATE = [
     "plugins/module_utils/pki/issuers.py",
     "plugins/module_utils/pki/root.py",
     "plugins/module_utils/pki/intermediate.py",
+    "plugins/module_utils/pki/layout.py",
+    "plugins/module_utils/pki/rotation.py",
+    "plugins/module_utils/istio/verify.py",
+    "plugins/module_utils/istio/manifest.py",
+    "plugins/module_utils/istio/controlplane.py",
+    "plugins/module_utils/istio/diagnose.py",
 ]
 UNIT_TESTS = "tests/unit"
 
