@@ -113,8 +113,9 @@ def test_verify_runs_when_only_the_controlplane_would_change(bao, playbook, tmp_
     second = playbook(role_play(values))
     assert second.rc == 0, second
     # the preview (check mode: "changed" is "would change") and the task itself
-    assert [r["task"] for r in second.changed()] == [ROLE + "Would the injector annotations change on the tsb_controlplane",
-                                                     ROLE + "Ensure the injector annotations on the tsb_controlplane"], second
+    assert [r["task"] for r in second.changed()] == [
+        ROLE + "Would the injector annotations change on the tsb_controlplane",
+        ROLE + "Ensure the injector annotations on the tsb_controlplane"], second
     verify = second.task(ROLE + "Verify the CA bundle istiod will read, and what the policy grants - istioca-" + suffix)
     assert verify["status"] == "ok" and verify["result"]["valid"], second
     requests = bao.audit.requests(since=mark)
