@@ -60,8 +60,8 @@ def expected_requests(suffix, verify_reads):
     requests = [
         ("read", "sys/mounts"),                         # vault_pki_root: the root mount
         ("read", root + "/issuer/default"),             # the root CA
-        ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount, the root's
-        ("read", root + "/issuer/default"),             # the root CA that signs it
+        ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount
+        # the root CA that signs it: as vault_pki_root returned it (root_ca), not read again
         ("read", intermediate + "/issuer/default"),     # the intermediate CA
         ("read", kv),                                   # its key
         ("read", policy),                               # vault_policy
