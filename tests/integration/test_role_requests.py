@@ -5,9 +5,11 @@ requests are deterministic, unlike times, so the exact list is asserted.
 9 Vault objects: the root mount and issuer, the intermediate mount and issuer, the KV secret holding the key,
 the policy, the Kubernetes auth mount, its config and the role. Issue 17: a re-run reads each issuer with one
 request (``issuer/default``, not ``config/issuers`` then ``issuer/<id>``) and the Kubernetes auth mount through
-its config (not ``sys/auth`` as well): 9 reads with verification off (12 before). Verification (without its token
-probe: nothing changed) reads what istiod's agent would, 7 more (0 writes, no token). Nothing is written and no
-token is created either way."""
+its config (not ``sys/auth`` as well): 9 reads (12 before). With ``istio_vault_ca_verify: true`` (the default)
+the verification runs only when this run changed a Vault object or the ControlPlane would change (a check-mode
+preview of the ControlPlane task, no Vault request): a no-change re-run reads 9 times, as with verification off
+(16 before). ``always`` verifies on every run: without its token probe (nothing changed) it reads what istiod's
+agent would, 7 more (0 writes, no token). Nothing is written and no token is created either way."""
 
 import uuid
 
@@ -27,6 +29,7 @@ metadata:
 spec:
   hub: registry.example.com/tetrate
 """
+ROLE = "meshpki.vault_ca.istio_vault_ca : "
 
 
 def role_vars(bao, tmp_path, **more):
@@ -50,22 +53,22 @@ def role_vars(bao, tmp_path, **more):
     return values, suffix
 
 
-def expected_requests(suffix, verify):
+def expected_requests(suffix, verify_reads):
     """The requests of a no-change re-run, in order (one cluster, token auth: no login)."""
     root, intermediate, kv = "pki-" + suffix, "istioca-" + suffix, "secret/data/istioca-" + suffix
     policy, auth = "sys/policies/acl/istioca-" + suffix, "auth/kubernetes-" + suffix
     requests = [
         ("read", "sys/mounts"),                         # vault_pki_root: the root mount
         ("read", root + "/issuer/default"),             # the root CA
-        ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount, the root's
-        ("read", root + "/issuer/default"),             # the root CA that signs it
+        ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount
+        # the root CA that signs it: as vault_pki_root returned it (root_ca), not read again
         ("read", intermediate + "/issuer/default"),     # the intermediate CA
         ("read", kv),                                   # its key
         ("read", policy),                               # vault_policy
         ("read", auth + "/config"),                     # vault_k8s_auth: the config answers for its mount too
         ("read", auth + "/role/istiod"),                # vault_k8s_role
     ]
-    if verify:  # istio_ca_verify without the token probe (nothing changed): the policy, the role, the bundle
+    if verify_reads:  # istio_ca_verify without the token probe (nothing changed): the policy, the role, the bundle
         requests += [
             ("read", policy),
             ("read", "sys/policies/acl/default"),
@@ -78,15 +81,52 @@ def expected_requests(suffix, verify):
     return requests
 
 
-@pytest.mark.parametrize("verify", [True, False], ids=["verify-on", "verify-off"])
-def test_no_change_rerun_requests(bao, playbook, tmp_path, verify):
+@pytest.mark.parametrize("verify, verify_reads", [(True, False), ("always", True), (False, False)],
+                         ids=["verify-on", "verify-always", "verify-off"])
+def test_no_change_rerun_requests(bao, playbook, tmp_path, verify, verify_reads):
     values, suffix = role_vars(bao, tmp_path, istio_vault_ca_verify=verify)
     first = playbook(role_play(values))
     assert first.rc == 0, first
+    if verify is not False:  # the first run changed everything, so it verified
+        assert first.task(ROLE + "Verify the CA bundle istiod will read, and what the policy grants - "
+                          + values["istio_vault_ca_policy_name"])["status"] == "ok", first
     mark = bao.audit.mark()
     second = playbook(role_play(values))
     assert second.rc == 0, second
     assert second.changed() == [], second
     requests = bao.audit.requests(since=mark)
-    assert requests == expected_requests(suffix, verify), "\n".join("%s %s" % r for r in requests)
+    assert requests == expected_requests(suffix, verify_reads), "\n".join("%s %s" % r for r in requests)
     assert bao.audit.writes(since=mark, include_logins=True) == [] and bao.audit.created_tokens(since=mark) == []
+    if verify is True:  # the summary says why it did not verify
+        assert "not needed: nothing changed" in second.output, second
+
+
+def test_verify_runs_when_only_the_controlplane_would_change(bao, playbook, tmp_path):
+    """A run stopped by a failed verification leaves the target untouched; its re-run changes nothing in Vault but
+    must still verify before it annotates the target: the ControlPlane's check-mode preview decides."""
+    values, suffix = role_vars(bao, tmp_path)
+    first = playbook(role_play(values))
+    assert first.rc == 0, first
+    with open(values["istio_vault_ca_manifest_path"], "w") as f:  # the target as before the role's first run
+        f.write(MANIFEST)
+    mark = bao.audit.mark()
+    second = playbook(role_play(values))
+    assert second.rc == 0, second
+    # the preview (check mode: "changed" is "would change") and the task itself
+    assert [r["task"] for r in second.changed()] == [
+        ROLE + "Would the injector annotations change on the tsb_controlplane",
+        ROLE + "Ensure the injector annotations on the tsb_controlplane"], second
+    verify = second.task(ROLE + "Verify the CA bundle istiod will read, and what the policy grants - istioca-" + suffix)
+    assert verify["status"] == "ok" and verify["result"]["valid"], second
+    requests = bao.audit.requests(since=mark)
+    assert requests == expected_requests(suffix, True), "\n".join("%s %s" % r for r in requests)
+
+
+def test_verify_value_checked_before_any_request(bao, playbook, tmp_path):
+    values, suffix = role_vars(bao, tmp_path, istio_vault_ca_verify="sometimes")
+    mark = bao.audit.mark()
+    result = playbook(role_play(values))
+    assert result.rc != 0, result
+    assert any("istio_vault_ca_verify must be true" in (m or "") and "'sometimes'" in (m or "")
+               for m in result.failed_msgs()), result.failed_msgs()
+    assert bao.audit.requests(since=mark) == []

@@ -61,6 +61,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
+    Issuer,
     MountTableCache,
     find_issuer,
     max_lease_ttl_of,
@@ -166,6 +167,17 @@ class IntermediateRequest(object):
         self.given_cert = None
         self.given_chain = []
         self._parse_given(params.get("certificate"), params.get("ca_chain"))
+        # The root CA as a vault_pki_root task of this run returned it: decides only that nothing changes
+        # (IntermediateCA.run re-reads the root before any other plan). Not used with signing external.
+        given_root = params.get("root_ca") if self.signing == "internal" else None
+        self.given_root = None
+        if given_root:
+            try:
+                self.given_root = Issuer(self.root_mount, given_root.get("issuer_id"),
+                                         given_root.get("certificate") or "", given_root.get("key_id"), [])
+            except MeshPkiError as e:
+                raise MeshPkiError("root_ca.certificate must be the root's PEM certificate (the certificate a "
+                                   "vault_pki_root task returned): %s. Nothing was changed." % e)
 
     def _parse_given(self, certificate, ca_chain):
         if self.signing == "internal":
@@ -276,7 +288,9 @@ class IntermediateCA(object):
         self.warnings = []
 
     # -- reading -----------------------------------------------------------------------------------
-    def read_root(self):
+    def read_root(self, given=None):
+        """The root mount's entry (from the mount table the run reads anyway) and its default issuer: ``given``
+        (the root_ca option), else one read of ``<root_mount>/issuer/default``."""
         req = self.request
         info = read_secrets_engine(self.client, req.root_mount)
         if info is None:
@@ -287,7 +301,7 @@ class IntermediateCA(object):
         if info.get("type") != "pki":
             raise MeshPkiError("The root mount '%s' is a %s secrets engine, not pki. Nothing was changed."
                                % (req.root_mount, info.get("type")))
-        issuer = read_default_issuer(self.client, req.root_mount)
+        issuer = given or read_default_issuer(self.client, req.root_mount)
         if issuer is None:
             raise RootUnavailable(
                 "The root mount '%s' has no CA (no default issuer): create it with meshpki.vault_ca.vault_pki_root "
@@ -398,6 +412,16 @@ class IntermediateCA(object):
             return None
         return ("'%s/cert/ca_chain' holds no issuing CA for the intermediate (it was imported without its chain): "
                 "istiod's cert-chain.pem would end at the intermediate" % self.request.mount)
+
+    def decide(self, current, stored, root):
+        """(action, reasons): what the run must do, before the guard and any write."""
+        reasons = self.problems(current, stored, root)
+        action = self.choose(current, stored, reasons)
+        if action == "none":
+            chain = self.chain_problem(current, root)
+            if chain:
+                action, reasons = "chain", [chain]
+        return action, reasons
 
     def pending(self, current, stored):
         """True when KV holds a key of the requested type that no installed certificate uses yet."""
@@ -648,7 +672,7 @@ class IntermediateCA(object):
         root = None
         if req.signing == "internal":
             try:
-                root = self.read_root()
+                root = self.read_root(req.given_root)
             except RootUnavailable as e:
                 if not self.check_mode:
                     raise
@@ -657,14 +681,13 @@ class IntermediateCA(object):
         current = read_default_issuer(self.client, req.mount) if int_mount.before else None
         stored = self.read_stored(kv_exists=kv_mount.before is not None)
 
-        reasons = self.problems(current, stored, root)
-        action = self.choose(current, stored, reasons)
+        action, reasons = self.decide(current, stored, root)
+        if req.given_root is not None and action != "none":
+            # The given root may be stale: anything but "nothing to do" is planned on the root as Vault has it.
+            root = self.read_root()
+            action, reasons = self.decide(current, stored, root)
         if action in ("issue", "resume") and current is not None:
             self.guard(current, stored, root)
-        if action == "none":
-            chain = self.chain_problem(current, root)
-            if chain:
-                action, reasons = "chain", [chain]
         if action == "complete":
             reasons = ["a signed certificate was given for the key stored at %s" % stored.where]
             self.check_given()
