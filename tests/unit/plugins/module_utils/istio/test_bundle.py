@@ -1104,3 +1104,151 @@ def test_a_cert_file_of_other_blocks_lists_them(ec_pki):
     detail = check(run(files), "root_cert_parses")["detail"]
     assert detail == ("root-cert.pem holds no PEM CERTIFICATE block (found: EC PRIVATE KEY, PRIVATE KEY); render the "
                       "certificate PEM (.Data.certificate) into it")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# edges the mutation run found untested (issue #16 point 6)
+# ---------------------------------------------------------------------------------------------------------
+
+def test_intermediate_without_key_usage_may_sign(ec_pki):
+    # No keyUsage extension at all: unrestricted, so keyCertSign is allowed (RFC 5280 4.2.1.3, Go's x509 agrees).
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "no key usage")]))
+            .issuer_name(ec_pki.root.subject).public_key(ec_pki.int_key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(NOW - DAY).not_valid_after(NOW + 90 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ec_pki.root_key, hashes.SHA256()))
+    report = run(ec_pki.bundle(intermediate=cert))
+    assert report["ok"] is True, report["failed"]
+    assert check(report, "ca_cert_key_cert_sign")["detail"] == \
+        "'CN=no key usage' has no keyUsage extension (unrestricted, keyCertSign allowed)"
+
+
+def test_a_chain_without_the_intermediate_says_so_in_its_sentence(ec_pki):
+    detail = check(run(ec_pki.bundle(chain=[ec_pki.root])), "cert_chain_starts_with_ca_cert")["detail"]
+    assert "'CN=meshpki test intermediate'; it does not contain the intermediate at all. Istio appends" in detail
+
+
+def test_a_private_key_in_a_cert_file_is_a_sentence_of_its_own(ec_pki):
+    files = ec_pki.bundle()
+    files["root_cert"] += key_pem(ec_pki.root_key, "pkcs8")
+    detail = check(run(files), "root_cert_parses")["detail"]
+    assert "(PRIVATE KEY); keep only certificates. It contains a private key" in detail
+    assert "consider the key compromised" in detail
+
+
+def test_certificates_are_valid_from_their_first_second(ec_pki):
+    # root and intermediate are both valid from NOW - 30 days: at that very moment Go's x509 accepts them
+    # (it rejects only now < notBefore).
+    start = NOW - 30 * DAY
+    report = run(ec_pki.bundle(), now=start)
+    assert report["ok"] is True, report["failed"]
+    assert check(report, "certificates_valid_now")["detail"].startswith(
+        f"at {start.strftime('%Y-%m-%dT%H:%M:%SZ')}: 'CN=meshpki test intermediate' until")
+
+
+def test_outliving_two_issuers_by_the_same_time_names_the_nearest(ec_pki):
+    # istio ca -> middle -> root; middle and root end together, the istio ca 35 days after both.
+    mid_key = new_key("ec")
+    middle = ec_pki.sign_intermediate("middle", key=mid_key, not_after=NOW + 365 * DAY)
+    ca_key = new_key("ec")
+    ca = make_cert("istio ca", ca_key, issuer=middle, issuer_key=mid_key, not_after=NOW + 400 * DAY)
+    report = run({"ca_cert": pem(ca), "ca_key": key_pem(ca_key, "sec1"), "cert_chain": pem(ca, middle, ec_pki.root),
+                  "root_cert": pem(ec_pki.root)})
+    assert_fails_exactly(report, "intermediate_within_root_lifetime")
+    detail = check(report, "intermediate_within_root_lifetime")["detail"]
+    assert "outlives 'CN=middle' (not after" in detail and "by 35 days, 0:00:00" in detail
+
+
+def test_workload_check_not_run_names_the_key_check(ec_pki):
+    report = run(ec_pki.bundle(key=ec_pki.other_key))
+    entry = check(report, "workload_cert_verifies")
+    assert entry["skipped"] is True
+    assert entry["detail"].startswith("not run: ca-key.pem does not match ca-cert.pem")
+    assert "key_matches_cert" in entry["detail"]
+
+
+def test_a_spiffe_id_the_workload_certificate_cannot_carry_fails_the_workload_check(ec_pki):
+    uri = "spiffe://clüster.local/ns/default/sa/default"  # not an A-label: cryptography refuses the SAN
+    report = run(ec_pki.bundle(), spiffe_uri=uri)
+    assert_fails_exactly(report, "workload_cert_verifies")
+    entry = check(report, "workload_cert_verifies")
+    assert not entry.get("skipped")
+    assert entry["detail"].startswith("signing a test workload certificate with ca-key.pem failed: ")
+    assert "A-label" in entry["detail"]
+    assert [item["name"] for item in report["checks"]] == list(CHECKS)
+
+
+def test_a_workload_certificate_that_does_not_verify_against_ca_cert_fails(monkeypatch, ec_pki):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio import bundle as bundle_mod
+    real = bundle_mod.signature_error
+
+    def leaf_does_not_verify(cert, issuer):  # the leaf is the only certificate with an empty subject
+        return "forced for the test" if cert.subject == x509.Name([]) else real(cert, issuer)
+
+    monkeypatch.setattr(bundle_mod, "signature_error", leaf_does_not_verify)
+    report = run(ec_pki.bundle())
+    assert_fails_exactly(report, "workload_cert_verifies")
+    assert [item["name"] for item in report["checks"]] == list(CHECKS)
+    assert check(report, "workload_cert_verifies") == {
+        "name": "workload_cert_verifies", "passed": False,
+        "detail": "test workload certificate does not verify against ca-cert.pem: forced for the test"}
+
+
+def test_the_throw_away_workload_certificate_looks_like_an_istio_one(pki):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio.bundle import _sign_workload_cert
+    uri = "spiffe://cluster.local/ns/default/sa/default"
+    leaf = _sign_workload_cert(pki.intermediate, pki.int_key, NOW, uri)
+    assert leaf.not_valid_before_utc == NOW - datetime.timedelta(minutes=1)  # valid at NOW, despite clock skew
+    assert leaf.not_valid_after_utc == NOW + datetime.timedelta(hours=1)
+    assert leaf.issuer == pki.intermediate.subject
+    extensions = {ext.oid: ext for ext in leaf.extensions}
+    usage = extensions[x509.KeyUsage.oid]
+    assert usage.critical is True
+    assert [name for name in ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                              "key_agreement", "key_cert_sign", "crl_sign") if getattr(usage.value, name)] == [
+        "digital_signature", "key_encipherment"]
+    assert extensions[x509.BasicConstraints.oid].value.ca is False
+    assert list(extensions[x509.ExtendedKeyUsage.oid].value) == [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                                 ExtendedKeyUsageOID.CLIENT_AUTH]
+    san = extensions[x509.SubjectAlternativeName.oid]
+    assert san.critical is True and san.value.get_values_for_type(x509.UniformResourceIdentifier) == [uri]
+    aki = extensions[x509.AuthorityKeyIdentifier.oid]
+    assert aki.critical is False  # RFC 5280 4.2.1.1: conforming CAs mark it non-critical
+    assert aki.value == x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.int_key.public_key())
+    assert signature_error(leaf, pki.intermediate) is None
+
+
+def test_read_bundle_dir_names_the_file_it_cannot_read(monkeypatch, tmp_path, ec_pki):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio import bundle as bundle_mod
+    write_dir(tmp_path, ec_pki.bundle())
+    unreadable = str(tmp_path / "ca-key.pem")
+
+    def deny(path, *args, **kwargs):  # what a non-root reader of a 0600 key owned by istiod gets
+        if path == unreadable:
+            raise PermissionError(13, "Permission denied", path)
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(bundle_mod, "open", deny, raising=False)
+    with pytest.raises(PemError) as info:
+        read_bundle_dir(str(tmp_path))
+    assert f"cannot read {unreadable!r}" in str(info.value)
+    assert "Permission denied" in str(info.value)
+
+
+def test_report_gives_days_left_of_chain_and_roots_at_the_given_moment(ec_pki):
+    report = run(ec_pki.bundle())
+    assert [info["days_left"] for info in report["certificates"]["chain"]] == [180, 365]
+    assert [info["days_left"] for info in report["certificates"]["roots"]] == [365]
+
+
+def test_chain_root_of_a_three_level_bundle_is_the_root(ec_pki):
+    mid_key = new_key("ec")
+    mid = ec_pki.sign_intermediate("middle", key=mid_key)
+    ca_key = new_key("ec")
+    ca = make_cert("istio ca", ca_key, issuer=mid, issuer_key=mid_key, not_after=NOW + 90 * DAY)
+    report = run({"ca_cert": pem(ca), "ca_key": key_pem(ca_key, "sec1"), "cert_chain": pem(ca, mid, ec_pki.root),
+                  "root_cert": pem(ec_pki.root)})
+    assert report["ok"] is True, report["failed"]
+    assert report["chain_root"] == {"position": 1, "subject": "CN=meshpki test root",
+                                    "sha256_fingerprint": x509_mod.sha256_fingerprint(ec_pki.root)}
