@@ -60,6 +60,12 @@ def expected_requests(suffix, verify_reads):
     requests = [
         ("read", "sys/mounts"),                         # vault_pki_root: the root mount
         ("read", root + "/issuer/default"),             # the root CA
+        # vault_pki_root_rotation (rotation: hold) keeps the trust bundle root-cert.pem renders: the KV mount, the
+        # record/bundle, the root mount's default issuer again (a known extra read: issue 17's one-read-per-object
+        # row is missed by these two until the hold step takes what vault_pki_root returned)
+        ("read", "sys/mounts"),
+        ("read", "secret/data/" + root + "-trust"),
+        ("read", root + "/issuer/default"),
         ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount
         # the root CA that signs it: as vault_pki_root returned it (root_ca), not read again
         ("read", intermediate + "/issuer/default"),     # the intermediate CA
@@ -76,7 +82,7 @@ def expected_requests(suffix, verify_reads):
             ("read", intermediate + "/cert/ca"),
             ("read", kv),
             ("read", intermediate + "/cert/ca_chain"),
-            ("read", root + "/cert/ca"),
+            ("read", "secret/data/" + root + "-trust"),   # root-cert.pem: the trust bundle
         ]
     return requests
 
