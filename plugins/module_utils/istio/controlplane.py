@@ -194,20 +194,7 @@ def desired_state(params):
 
 def _container(doc, target, create):
     """The mapping at target.container in doc (created when ``create``), or None when missing."""
-    node = doc
-    for depth, key in enumerate(target.container):
-        child = node.get(key)
-        if child is None:
-            if not create:
-                return None
-            child = {}
-            node[key] = child
-        if not isinstance(child, dict):
-            raise MeshPkiError("%s is %s, expected a mapping: fix the document so that %s can hold env and "
-                               "podAnnotations." % (".".join(target.container[:depth + 1]), type_name(child),
-                                                    ".".join(target.container)))
-        node = child
-    return node
+    return _mapping(doc, target.container, create, "env and podAnnotations")
 
 
 def _annotations(container, target):
