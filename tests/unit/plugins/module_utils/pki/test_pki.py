@@ -80,8 +80,8 @@ def make_cert(subject="CN=int", key=None, issuer=None, issuer_key=None, days=30,
 
 class FakeClient(object):
     """Answers requests from ``responses`` ({(method, path): body, or an exception to raise, or a list of
-    those served in turn}) and records them in ``log``; unknown GET/LIST paths are 404 (None); ``<mount>/issuer/default``
-    from ``config/issuers`` and ``issuer/<id>``, as FakeVault does."""
+    those served in turn}) and records them in ``log``; unknown GET/LIST paths are 404 (None);
+    ``<mount>/issuer/default`` from ``config/issuers`` and ``issuer/<id>``, as FakeVault does."""
 
     def __init__(self, responses=None):
         self.responses = dict(responses or {})
