@@ -67,3 +67,32 @@ options:
     type: str
     default: ca-key.pem
 '''
+
+    # The root CA as a vault_pki_root task of the same run returned it (pki/layout.py ROOT_CA_ARGSPEC): the
+    # option root_ca of vault_pki_intermediate and vault_pki_root_rotation.
+    ROOT_CA = r'''
+options:
+  root_ca:
+    description:
+      - The root CA of O(root_mount) as a M(meshpki.vault_ca.vault_pki_root) task of the same run returned it
+        (its RV(meshpki.vault_ca.vault_pki_root#module:certificate),
+        RV(meshpki.vault_ca.vault_pki_root#module:issuer_id) and
+        RV(meshpki.vault_ca.vault_pki_root#module:key_id)), so that this task does not read
+        C(<root_mount>/issuer/default) again. The role C(meshpki.vault_ca.istio_vault_ca) passes it.
+      - It is only used to find that B(nothing needs to change). Any other outcome (a write, a resumed step, a
+        refusal) is planned on the root read from Vault, so stale or wrong data can cost one read, never a wrong
+        write.
+      - Not set - the root is read from Vault.
+    type: dict
+    suboptions:
+      certificate:
+        description: PEM certificate of the root's default issuer.
+        type: str
+        required: true
+      issuer_id:
+        description: Vault's id of the root's default issuer.
+        type: str
+      key_id:
+        description: Vault's id of the root's key (an empty value is an offline root, which cannot sign).
+        type: str
+'''

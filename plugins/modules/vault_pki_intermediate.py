@@ -67,6 +67,7 @@ extends_documentation_fragment:
   - meshpki.vault_ca.connection
   - meshpki.vault_ca.auth
   - meshpki.vault_ca.ca_layout.signing
+  - meshpki.vault_ca.ca_layout.root_ca
   - meshpki.vault_ca.attributes
   - meshpki.vault_ca.attributes.inputs
   - meshpki.vault_ca.attributes.action_group_vault
@@ -181,33 +182,10 @@ options:
         certificate, so that C(<mount>/cert/ca_chain) and istiod's C(cert-chain.pem) hold the intermediate
         then its issuers.
     type: str
-  root_ca:
-    description:
-      - The root CA of O(root_mount) as a M(meshpki.vault_ca.vault_pki_root) task of the same run returned it
-        (its RV(meshpki.vault_ca.vault_pki_root#module:certificate),
-        RV(meshpki.vault_ca.vault_pki_root#module:issuer_id) and
-        RV(meshpki.vault_ca.vault_pki_root#module:key_id)), so that this task does not read
-        C(<root_mount>/issuer/default) again. The role C(meshpki.vault_ca.istio_vault_ca) passes it.
-      - It is only used to find that B(nothing needs to change) (the intermediate is signed by it, fits under it).
-        Any other outcome - issue, resume, rotate, repair the chain, or a refusal - is planned on the root read from
-        Vault, so stale or wrong data can cost one read, never a wrong write.
-      - Not set - the root is read from Vault. Not used with O(signing=external).
-    type: dict
-    suboptions:
-      certificate:
-        description: PEM certificate of the root's default issuer.
-        type: str
-        required: true
-      issuer_id:
-        description: Vault's id of the root's default issuer.
-        type: str
-      key_id:
-        description: Vault's id of the root's key (an empty value is an offline root, which cannot sign).
-        type: str
 notes:
-  - O(root_mount) is not used with O(signing=external). O(kv_mount) is enabled as KV v2 when missing (a KV v1 mount
-    there is an error). Besides O(kv_field), the module stores C(key_id) (Vault's key id) and C(csr) in the secret;
-    its other fields are kept.
+  - O(root_mount) and O(root_ca) are not used with O(signing=external). O(kv_mount) is enabled as KV v2 when
+    missing (a KV v1 mount there is an error). Besides O(kv_field), the module stores C(key_id) (Vault's key id)
+    and C(csr) in the secret; its other fields are kept.
   - Requests, measured in OpenBao 2.7's audit log (token auth) - a first run (root ready, KV mount present) makes
     10 (4 reads; 6 writes - enable the mount, generate/exported, the KV write, sign-intermediate, set-signed,
     config/issuers); a run that changes nothing makes 4 reads (sys/mounts, the root's issuer/default, the
@@ -436,7 +414,11 @@ csr:
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.intermediate import manage_intermediate
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import SIGNING_LAYOUT, ca_layout_paths
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import (
+    ROOT_CA_ARGSPEC,
+    SIGNING_LAYOUT,
+    ca_layout_paths,
+)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import SUBJECT_ARGSPEC
 
 ARGUMENT_SPEC = module_spec(dict(
@@ -454,11 +436,7 @@ ARGUMENT_SPEC = module_spec(dict(
     signing=dict(type="str", choices=["internal", "external"], default="internal"),
     certificate=dict(type="str"),
     ca_chain=dict(type="str"),
-    root_ca=dict(type="dict", options=dict(
-        certificate=dict(type="str", required=True),
-        issuer_id=dict(type="str"),
-        key_id=dict(type="str", no_log=False),
-    )),
+    root_ca=ROOT_CA_ARGSPEC,
 ), ca_layout=SIGNING_LAYOUT)
 
 

@@ -33,6 +33,11 @@ description:
     last intermediate went back to A (a later V(advance) or V(abort) run drops it).
   - The record is written before the default issuer moves, and B is found by its name, so a run killed between two
     writes is completed by the next run (which then does not advance).
+notes:
+  - Requests of a O(rotation=hold) run that changes nothing (no rotation in progress, the bundle is the root) - 2
+    reads (the record, C(<root_mount>/issuer/default)); 1 with O(root_ca) (the record only). The KV mount is read
+    from C(sys/mounts) only when the record is not there yet (the first run enables the KV v2 mount when missing).
+    A rotation in progress always reads the root mount's default issuer from Vault.
 author:
   - meshpki maintainers (@meshpki)
 requirements:
@@ -41,6 +46,7 @@ requirements:
 extends_documentation_fragment:
   - meshpki.vault_ca.connection
   - meshpki.vault_ca.auth
+  - meshpki.vault_ca.ca_layout.root_ca
   - meshpki.vault_ca.attributes
   - meshpki.vault_ca.attributes.inputs
   - meshpki.vault_ca.attributes.action_group_vault
@@ -191,7 +197,7 @@ writes:
 '''
 
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.module import MeshPkiModule, module_spec
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import ca_layout_paths
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.layout import ROOT_CA_ARGSPEC, ca_layout_paths
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.rotation import MODES, manage_root_rotation
 
 ARGUMENT_SPEC = module_spec(dict(
@@ -205,6 +211,7 @@ ARGUMENT_SPEC = module_spec(dict(
     key_type=dict(type="str", choices=["rsa", "ec"], no_log=False),
     key_bits=dict(type="int", no_log=False),
     root_ttl=dict(type="str"),
+    root_ca=ROOT_CA_ARGSPEC,
 ), ca_layout=("root_mount", "kv_mount", "trust_bundle_path"))
 
 

@@ -2,14 +2,16 @@
 Kubernetes host, CA and reviewer JWT given (no Kubernetes API is contacted). Counted from OpenBao's audit log:
 requests are deterministic, unlike times, so the exact list is asserted.
 
-9 Vault objects: the root mount and issuer, the intermediate mount and issuer, the KV secret holding the key,
-the policy, the Kubernetes auth mount, its config and the role. Issue 17: a re-run reads each issuer with one
-request (``issuer/default``, not ``config/issuers`` then ``issuer/<id>``) and the Kubernetes auth mount through
-its config (not ``sys/auth`` as well): 9 reads (12 before). With ``istio_vault_ca_verify: true`` (the default)
-the verification runs only when this run changed a Vault object or the ControlPlane would change (a check-mode
-preview of the ControlPlane task, no Vault request): a no-change re-run reads 9 times, as with verification off
-(16 before). ``always`` verifies on every run: without its token probe (nothing changed) it reads what istiod's
-agent would, 7 more (0 writes, no token). Nothing is written and no token is created either way."""
+10 Vault objects: the root mount and issuer, the trust bundle (root-cert.pem, with the root rotation's record),
+the intermediate mount and issuer, the KV secret holding the key, the policy, the Kubernetes auth mount, its
+config and the role. Issue 17: a re-run reads each issuer with one request (``issuer/default``, not
+``config/issuers`` then ``issuer/<id>``), the root once (the trust bundle step takes what the root task returned),
+the Kubernetes auth mount through its config (not ``sys/auth`` as well), and the mount table once per module that
+creates mounts: 9 reads (12 before, 11 after the trust bundle step came). With ``istio_vault_ca_verify: true`` (the
+default) the verification runs only when this run changed a Vault object or the ControlPlane would change (a
+check-mode preview of the ControlPlane task, no Vault request): a no-change re-run reads 9 times, as with
+verification off (16 before). ``always`` verifies on every run: without its token probe (nothing changed) it
+reads what istiod's agent would, 7 more (0 writes, no token). Nothing is written and no token is created either way."""
 
 import uuid
 
@@ -60,12 +62,9 @@ def expected_requests(suffix, verify_reads):
     requests = [
         ("read", "sys/mounts"),                         # vault_pki_root: the root mount
         ("read", root + "/issuer/default"),             # the root CA
-        # vault_pki_root_rotation (rotation: hold) keeps the trust bundle root-cert.pem renders: the KV mount, the
-        # record/bundle, the root mount's default issuer again (a known extra read: issue 17's one-read-per-object
-        # row is missed by these two until the hold step takes what vault_pki_root returned)
-        ("read", "sys/mounts"),
+        # vault_pki_root_rotation (rotation: hold) keeps the trust bundle root-cert.pem renders: the record/bundle
+        # only (the root as vault_pki_root returned it - root_ca; the record's version proves the KV v2 mount)
         ("read", "secret/data/" + root + "-trust"),
-        ("read", root + "/issuer/default"),
         ("read", "sys/mounts"),                         # vault_pki_intermediate: its mount, the KV mount
         # the root CA that signs it: as vault_pki_root returned it (root_ca), not read again
         ("read", intermediate + "/issuer/default"),     # the intermediate CA

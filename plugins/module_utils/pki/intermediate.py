@@ -61,9 +61,9 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
-    Issuer,
     MountTableCache,
     find_issuer,
+    given_root,
     max_lease_ttl_of,
     read_default_issuer,
     read_issuer,
@@ -169,15 +169,7 @@ class IntermediateRequest(object):
         self._parse_given(params.get("certificate"), params.get("ca_chain"))
         # The root CA as a vault_pki_root task of this run returned it: decides only that nothing changes
         # (IntermediateCA.run re-reads the root before any other plan). Not used with signing external.
-        given_root = params.get("root_ca") if self.signing == "internal" else None
-        self.given_root = None
-        if given_root:
-            try:
-                self.given_root = Issuer(self.root_mount, given_root.get("issuer_id"),
-                                         given_root.get("certificate") or "", given_root.get("key_id"), [])
-            except MeshPkiError as e:
-                raise MeshPkiError("root_ca.certificate must be the root's PEM certificate (the certificate a "
-                                   "vault_pki_root task returned): %s. Nothing was changed." % e)
+        self.given_root = given_root(self.root_mount, params.get("root_ca")) if self.signing == "internal" else None
 
     def _parse_given(self, certificate, ca_chain):
         if self.signing == "internal":

@@ -114,6 +114,17 @@ def read_default_issuer(client, mount):
     return Issuer.from_response(mount, body) if body else None
 
 
+def given_root(mount, value):
+    """The root_ca option (what a vault_pki_root task of this run returned) as an Issuer of ``mount``, or None."""
+    if not value:
+        return None
+    try:
+        return Issuer(mount, value.get("issuer_id"), value.get("certificate") or "", value.get("key_id"), [])
+    except MeshPkiError as e:
+        raise MeshPkiError("root_ca.certificate must be the root's PEM certificate (the certificate a vault_pki_root "
+                           "task returned): %s. Nothing was changed." % e)
+
+
 def set_default_issuer(client, mount, issuer_id):
     client.write("%s/config/issuers" % mount, {"default": issuer_id}, action="set the default issuer in",
                  capability="update")

@@ -24,6 +24,15 @@ CA_LAYOUT_ARGSPEC = dict(
 CA_LAYOUT_PATHS = dict(root_mount="mount", intermediate_mount="mount", kv_mount="mount", kv_path="path",
                        kv_field="field", trust_bundle_path="path")
 
+# The root CA as a vault_pki_root task of the same run returned it (option root_ca of vault_pki_intermediate and
+# vault_pki_root_rotation, doc fragment meshpki.vault_ca.ca_layout.root_ca): lets a run that changes nothing skip
+# re-reading <root_mount>/issuer/default. Only ever used to decide "nothing changes" (pki.issuers.given_root).
+ROOT_CA_ARGSPEC = dict(type="dict", options=dict(
+    certificate=dict(type="str", required=True),
+    issuer_id=dict(type="str"),
+    key_id=dict(type="str", no_log=False),
+))
+
 # All six, and the options a module that writes the intermediate takes (its own 'mount' is the intermediate's).
 CA_LAYOUT = tuple(CA_LAYOUT_ARGSPEC)
 SIGNING_LAYOUT = ("root_mount", "kv_mount", "kv_path", "kv_field")

@@ -52,6 +52,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
+    given_root,
     read_default_issuer,
     read_issuer,
     set_default_issuer,
@@ -61,7 +62,6 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers impor
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import human, key_spec, seconds
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import (
     CasConflict,
-    KvSecret,
     read_secret,
     write_secret,
 )
@@ -118,6 +118,7 @@ class RotationRequest(object):
         if params.get("key_type"):
             self.key_type, self.key_bits = key_spec(params["key_type"], params.get("key_bits"))
         self.root_ttl = seconds(params["root_ttl"], "root_ttl") if params.get("root_ttl") else None
+        self.given_root = given_root(self.root_mount, params.get("root_ca"))
         self.clusters = []
         for index, cluster in enumerate(params.get("clusters") or []):
             mount = cluster.get("intermediate_mount")
@@ -201,6 +202,33 @@ class Rotation(object):
                 return None
             raise
 
+    def read_record(self):
+        """The record, and the trust bundle's KV v2 mount made sure of (on a fresh Vault the root step runs before
+        the intermediate's creates it). A record that reads back with a version proves the mount is KV v2: then
+        the mount table is not read (issue 17: one read per object)."""
+        req = self.req
+        secret = read_secret(self.client, req.kv_mount, req.path)
+        if secret.version:
+            return Record(secret)
+        kv_mount = ensure_secrets_engine(self.client, req.kv_mount, "kv", True, description=KV_DESCRIPTION,
+                                         kv_version=2)
+        if kv_mount.changed:
+            self.writes.append("sys/mounts/%s" % req.kv_mount)
+            if not self.check_mode:
+                ensure_secrets_engine(self.client, req.kv_mount, "kv", False, description=KV_DESCRIPTION,
+                                      kv_version=2)
+        return Record(secret)
+
+    def root_default(self, record):
+        """The root mount's default issuer: the root_ca option when it only confirms that nothing changes (hold,
+        no rotation in progress, the record is that root), else one read of ``<root_mount>/issuer/default``."""
+        given = self.req.given_root
+        if given is not None and self.req.mode == "hold" and not record.active and given.issuer_id and \
+                record.trusted == given.issuer_id and record.bundle == cert_pem(given.cert) and \
+                record.signer in ("", given.issuer_id):
+            return given
+        return read_default_issuer(self.client, self.req.root_mount)
+
     # -- writing -----------------------------------------------------------------------------------
     def write_record(self, record, fields):
         data = dict(record.data)
@@ -275,19 +303,8 @@ class Rotation(object):
     # -- the run -----------------------------------------------------------------------------------
     def run(self):
         req = self.req
-        # The trust bundle's KV v2 mount (on a fresh Vault the root step runs before the intermediate's creates it)
-        kv_mount = ensure_secrets_engine(self.client, req.kv_mount, "kv", True, description=KV_DESCRIPTION,
-                                         kv_version=2)
-        if kv_mount.changed:
-            self.writes.append("sys/mounts/%s" % req.kv_mount)
-            if not self.check_mode:
-                ensure_secrets_engine(self.client, req.kv_mount, "kv", False, description=KV_DESCRIPTION,
-                                      kv_version=2)
-        if kv_mount.before is None and self.check_mode:
-            record = Record(KvSecret(req.kv_mount, req.path))
-        else:
-            record = Record(read_secret(self.client, req.kv_mount, req.path))
-        default = read_default_issuer(self.client, req.root_mount)
+        record = self.read_record()
+        default = self.root_default(record)
         if default is None:
             raise MeshPkiError("The root mount '%s' has no root CA (no default issuer): create it first (the main "
                                "playbook, or meshpki.vault_ca.vault_pki_root). Nothing was changed." % req.root_mount)

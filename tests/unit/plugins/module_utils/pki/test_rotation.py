@@ -131,3 +131,49 @@ def test_abort_after_retire_is_refused():
 def test_advance_needs_the_clusters():
     with pytest.raises(MeshPkiError, match="needs clusters"):
         RotationRequest(params(clusters=[]))
+
+
+ROOT_A = {"certificate": pem(A.cert), "issuer_id": "a", "key_id": "k-a"}
+
+
+def test_hold_with_the_root_tasks_result_reads_only_the_record():
+    """Issue 17: the main playbook's no-change re-run reads the record and nothing else (the root task of the same
+    run returned the root; the record read back with a version proves the KV v2 mount)."""
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    result = run(fake, rotation="hold", clusters=[], root_ca=ROOT_A)
+    assert not result["changed"] and result["phase"] == "none" and result["signer_issuer_id"] == "a"
+    assert fake.paths() == ["secret/data/pki-trust"]
+
+
+def test_hold_reads_the_mount_table_only_when_there_is_no_record_yet():
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    run(fake, rotation="hold", clusters=[])
+    assert "sys/mounts" not in fake.paths() and "pki/issuer/default" in fake.paths()
+    empty = vault()
+    empty.answers[("POST", "secret/data/pki-trust")] = {"data": {"version": 1}}
+    run(empty, rotation="hold", clusters=[], root_ca=ROOT_A)
+    assert "sys/mounts" in empty.paths()
+
+
+@pytest.mark.parametrize("given, record", [
+    ({"certificate": pem(B.cert), "issuer_id": "b"}, {"root-cert.pem": pem(A.cert), "trusted": "a"}),
+    ({"certificate": pem(A.cert), "issuer_id": "a"}, {"root-cert.pem": pem(B.cert), "trusted": "a"}),
+    ({"certificate": pem(A.cert)}, {"root-cert.pem": pem(A.cert), "trusted": "a"}),
+    (ROOT_A, {"root-cert.pem": pem(A.cert), "trusted": "a", "signer": "b"}),
+    (ROOT_A, trust_record()),
+], ids=["another-root", "another-bundle", "no-issuer-id", "another-signer", "rotation-in-progress"])
+def test_hold_reads_the_root_from_vault_unless_the_given_root_confirms_the_record(given, record):
+    """Anything but "the record is exactly the given root, no rotation" is decided on the root read from Vault:
+    stale data costs one read, never a wrong write."""
+    fake = vault(record=record)
+    fake.answers[("POST", "secret/data/pki-trust")] = {"data": {"version": 5}}
+    fake.answers[("POST", "pki/config/issuers")] = {}
+    run(fake, rotation="hold", clusters=[], root_ca=given)
+    assert "pki/issuer/default" in fake.paths()
+
+
+def test_advance_never_takes_the_given_root():
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    run(fake, rotation="advance", clusters=[{"name": "east", "intermediate_mount": "istioca-east",
+                                              "verified": False}], root_ca=ROOT_A)
+    assert "pki/issuer/default" in fake.paths()
