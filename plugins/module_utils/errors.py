@@ -9,14 +9,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import sys
 from urllib.parse import urljoin, urlsplit
 
-try:
-    import hvac.exceptions as hvac_exc
-    import requests.exceptions as req_exc
-except ImportError:  # reported by MeshPkiModule.requires() through missing_required_lib
-    hvac_exc = None
-    req_exc = None
+
+def _loaded(name):
+    """The module ``name`` if something imported it, else None: an exception can only be an instance of a class of a
+    library that is loaded, so hvac and requests are not imported here (the role's input filters use this file, once
+    per host, and never need them)."""
+    return sys.modules.get(name)
 
 
 class MeshPkiError(Exception):
@@ -154,6 +155,7 @@ def describe_request_error(exc, action, path, capability, conn, seal_status=None
     """
     target = "Failed to %s '%s'" % (action, path)
     url = conn.url if conn is not None else "?"
+    req_exc, hvac_exc = _loaded("requests.exceptions"), _loaded("hvac.exceptions")
     if isinstance(exc, RedirectRefused):  # a standby's 307 to the active node, or anything else elsewhere
         return MeshPkiError("%s: %s" % (target, exc), **exc.details)
     if req_exc is not None and isinstance(exc, req_exc.SSLError) and _plain_http_answer(exc):

@@ -185,3 +185,46 @@ def test_a_module_warning_is_shown_once_by_both_paths(bao, playbook):
     runs = run_both(playbook, plays, check=True)
     for run in runs:
         assert run.output.count("TLS certificate verification of %s is disabled" % bao.url) == 1, run
+
+
+PARENT_CALLBACK = '''
+import os, sys
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "parent_modules"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_playbook_on_stats(self, stats):  # the controller's main process, after every worker is done
+        with open(os.environ["PARENT_MODULES_FILE"], "w") as f:
+            f.write(",".join(sorted(m for m in sys.modules if ".plugins.modules." in m)))
+'''
+
+
+@pytest.mark.parametrize("environ, loaded", [({}, True), ({"MESHPKI_PRELOAD": "0"}, False),
+                                             ({"MESHPKI_IN_PROCESS": "0"}, False)])
+def test_the_module_files_are_imported_once_in_the_controllers_main_process(tmp_path, environ, loaded):
+    """Issue 17: the linear strategy loads each task's action plugin class in the main process before it forks a
+    worker per task and host; defining the class imports the module file there (in_process.preload), so the workers
+    start with it imported. Shown by a callback, which runs in the main process; the task itself fails on its
+    arguments (no Vault is contacted)."""
+    callbacks = tmp_path / "callbacks"
+    callbacks.mkdir()
+    (callbacks / "parent_modules.py").write_text(PARENT_CALLBACK)
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps(_play([{"name": "policy without a name", "meshpki.vault_ca.vault_policy": {},
+                                       "ignore_errors": True}])))
+    from harness.playbook import ansible_env
+    env = ansible_env()
+    env.update(ANSIBLE_CALLBACK_PLUGINS=str(callbacks), ANSIBLE_CALLBACKS_ENABLED="parent_modules",
+               PARENT_MODULES_FILE=str(tmp_path / "modules.txt"), MESHPKI_PRELOAD="", MESHPKI_IN_PROCESS="")
+    env.update(environ)
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), str(play)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout
+    assert "missing required arguments: name" in done.stdout, done.stdout
+    parent = (tmp_path / "modules.txt").read_text().split(",")
+    assert ("ansible_collections.meshpki.vault_ca.plugins.modules.vault_policy" in parent) is loaded, parent

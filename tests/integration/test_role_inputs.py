@@ -19,9 +19,7 @@ from harness.playbook import REPO
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import embedded  # noqa: E402
 
-CHECKS = ("Check the names of the istio_vault_ca_* variables", "Check the rules between the variables",
-          "Check the variables that form Vault paths, subjects and certificates",
-          "Check the manifest, the kubeconfig and its context", "Validating arguments against arg spec")
+CHECKS = ("Check the role's variables before the first request", "Validating arguments against arg spec")
 
 
 @pytest.fixture

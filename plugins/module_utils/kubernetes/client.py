@@ -20,9 +20,8 @@ import os
 import sys
 import traceback
 
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.environ import env
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError, RedirectRefused
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.redirects import guard_pool_manager
-from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.connection import env
 
 try:
     import yaml
@@ -146,6 +145,8 @@ def api_client(params, warn):
     """A kubernetes.client.ApiClient for the kubeconfig/context in params (validated first, so
     errors name the file and the known contexts). ``warn`` (module.warn) is told when the cluster entry
     skips TLS verification. The client follows redirects only within the server's origin."""
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.redirects import guard_pool_manager
+
     kubernetes = kubernetes_library()
     entry = cluster_entry(params)
     warning = insecure_warning(entry)

@@ -18,6 +18,7 @@ import os
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.environ import env  # noqa: F401 (also imported from here)
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.errors import MeshPkiError
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.redirects import SameOriginSession
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.paths import check_path
@@ -51,15 +52,6 @@ IDEMPOTENT_METHODS = frozenset(["GET", "HEAD", "LIST", "PUT", "DELETE", "OPTIONS
 # issuer currently configured"). Repeating it would only wait for the same answer (the PKI modules read it once
 # per mount instead of config/issuers then issuer/<id>).
 NO_RETRY_500_SUFFIXES = ("/issuer/default",)
-
-
-def env(*names):
-    """First non-empty value among the environment variables ``names``."""
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
 
 
 class VaultRetry(Retry):

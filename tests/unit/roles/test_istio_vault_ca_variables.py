@@ -25,7 +25,7 @@ NAMES = sorted(known_names(SPEC))
 
 def _own_results():
     for task in _yaml("tasks", "validate.yml"):
-        if task.get("name") == "Check the names of the istio_vault_ca_* variables":
+        if task.get("name") == "Check the role's variables before the first request":
             return task["vars"]["istio_vault_ca__own_results"]
     raise AssertionError("validate.yml has no name check")
 

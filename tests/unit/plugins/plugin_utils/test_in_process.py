@@ -276,3 +276,39 @@ def test_a_module_that_cannot_be_loaded_says_how_to_fall_back(monkeypatch):
     monkeypatch.setattr(action, "load_module", broken)
     with pytest.raises(AnsibleActionFail, match="cannot be loaded in the controller's worker.*MESHPKI_IN_PROCESS=0"):
         action.run(task_vars={})
+
+
+MODULE_FILE = "ansible_collections.meshpki.vault_ca.plugins.modules.vault_policy"
+
+
+def _forget(name):
+    for loaded in [m for m in sys.modules if m == name]:
+        del sys.modules[loaded]
+
+
+@pytest.mark.parametrize("environ, loaded", [
+    ({}, True),
+    ({"MESHPKI_PRELOAD": "0"}, False),
+    ({"MESHPKI_IN_PROCESS": "false"}, False),
+    ({"MESHPKI_PRELOAD": "yes", "MESHPKI_IN_PROCESS": "1"}, True),
+    ({"MESHPKI_PRELOAD": "maybe"}, False),
+])
+def test_preload_imports_the_module_file_unless_switched_off(environ, loaded):
+    """Issue 17: the module file (and what it imports) is loaded where the action plugin class is defined - the
+    controller's main process - so the forked workers do not import it again."""
+    _forget(MODULE_FILE)
+    assert in_process.preload("vault_policy", environ=environ) is loaded
+    assert (MODULE_FILE in sys.modules) is loaded
+
+
+def test_preload_never_fails():
+    assert in_process.preload("no_such_module", environ={}) is False
+
+
+def test_defining_an_action_plugin_class_preloads_its_module(monkeypatch):
+    monkeypatch.delenv("MESHPKI_PRELOAD", raising=False)
+    monkeypatch.delenv("MESHPKI_IN_PROCESS", raising=False)
+    _forget(MODULE_FILE)
+    action_file = "ansible_collections.meshpki.vault_ca.plugins.action.vault_policy"
+    type("ActionModule", (in_process.ModuleAction,), {"__module__": action_file})
+    assert MODULE_FILE in sys.modules

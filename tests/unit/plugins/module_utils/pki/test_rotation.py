@@ -174,6 +174,6 @@ def test_hold_reads_the_root_from_vault_unless_the_given_root_confirms_the_recor
 
 def test_advance_never_takes_the_given_root():
     fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
-    run(fake, rotation="advance", clusters=[{"name": "east", "intermediate_mount": "istioca-east",
-                                              "verified": False}], root_ca=ROOT_A)
+    east = {"name": "east", "intermediate_mount": "istioca-east", "verified": False}
+    run(fake, rotation="advance", clusters=[east], root_ca=ROOT_A)
     assert "pki/issuer/default" in fake.paths()
