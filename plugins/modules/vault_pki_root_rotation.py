@@ -23,11 +23,12 @@ description:
     in progress, the recorded roots during one - and completes the writes of a run that was killed.
   - O(rotation=advance) moves the rotation one phase when its gate holds, and otherwise writes nothing and says what
     it waits for and until when. Start (no rotation yet, or O(rotation=start) after a finished one) - every cluster
-    verified; a new root B is generated as a second issuer of O(root_mount) (C(root/rotate/internal)), the bundle
-    becomes A+B (V(trust)). V(trust) to V(sign) - every cluster verified and O(margin) passed; B becomes the
-    mount's default issuer, so vault_pki_intermediate re-issues each cluster's intermediate from B (new key, the old
-    one kept as a KV version). V(sign) to V(retire) - every cluster verified with an intermediate signed by B, and
-    O(workload_cert_ttl) + O(margin) passed since the last one was issued; the bundle becomes B. A stays in the mount.
+    verified; a new root B is generated as a second issuer of O(root_mount) (C(root/rotate/internal)) - or
+    imported from O(pem_bundle) - and the bundle becomes A+B (V(trust)). V(trust) to V(sign) - every cluster
+    verified and O(margin) passed; B becomes the mount's default issuer, so vault_pki_intermediate re-issues each
+    cluster's intermediate from B (new key, the old one kept as a KV version). V(sign) to V(retire) - every
+    cluster verified with an intermediate signed by B, and O(workload_cert_ttl) + O(margin) passed since the last
+    one was issued; the bundle becomes B. A stays in the mount.
   - O(rotation=abort) before V(retire) goes back to A (the default issuer again, so the intermediates are re-issued
     from A); after an abort in V(sign), B stays in the bundle until O(workload_cert_ttl) + O(margin) passed since the
     last intermediate went back to A (a later V(advance) or V(abort) run drops it).
@@ -107,18 +108,43 @@ options:
     type: str
     default: 1h
   common_name:
-    description: Common name of the new root; unset, the old root's.
+    description: Common name of a new root generated in Vault; unset, the old root's.
     type: str
   key_type:
-    description: Key type of the new root; unset, the old root's.
+    description:
+      - Key type of a new root generated in Vault; unset, the old root's (type and size). A change of algorithm -
+        for example an RSA root A and an EC root B - is one of the reasons to rotate.
     type: str
     choices: [rsa, ec]
   key_bits:
-    description: Key size of the new root (with O(key_type)).
+    description:
+      - Key size of a new root generated in Vault - V(2048), V(3072), V(4096) for RSA, V(256), V(384) for EC; unset,
+        V(2048) for RSA and V(256) for EC. Needs O(key_type) (a size without a type is refused).
     type: int
   root_ttl:
-    description: Lifetime of the new root, for example V(87600h); unset, Vault's default for the mount.
+    description: Lifetime of a new root generated in Vault, for example V(87600h); unset, Vault's default for the
+      mount.
     type: str
+  pem_bundle:
+    description:
+      - The new root B - its PEM certificate and its unencrypted private key, in one text - imported as the second
+        issuer of O(root_mount) (C(issuers/import/bundle), then named) instead of generated in Vault; for an
+        operator who imported the old root and keeps making roots outside Vault.
+      - Used only when a rotation starts; checked (a CA certificate, the key its own, not expired, not the current
+        root) before any request. Not together with O(common_name), O(key_type), O(key_bits), O(root_ttl).
+    type: str
+    version_added: 0.2.0
+  generate:
+    description:
+      - Whether a rotation that starts without O(pem_bundle) may generate B inside Vault (C(root/rotate/internal)).
+      - V(false) - such a start is refused before any write, with the fix; the role C(meshpki.vault_ca.istio_vault_ca)
+        passes V(false) when its root was imported (C(istio_vault_ca_root_pem_bundle)) and
+        C(istio_vault_ca_root_rotation_common_name) is not set.
+      - A root whose key is not in Vault (an offline root) never gets a successor generated in Vault - give
+        O(pem_bundle).
+    type: bool
+    default: true
+    version_added: 0.2.0
 seealso:
   - module: meshpki.vault_ca.vault_pki_root
   - module: meshpki.vault_ca.vault_pki_intermediate
@@ -211,6 +237,8 @@ ARGUMENT_SPEC = module_spec(dict(
     key_type=dict(type="str", choices=["rsa", "ec"], no_log=False),
     key_bits=dict(type="int", no_log=False),
     root_ttl=dict(type="str"),
+    pem_bundle=dict(type="str", no_log=True),
+    generate=dict(type="bool", default=True),
     root_ca=ROOT_CA_ARGSPEC,
 ), ca_layout=("root_mount", "kv_mount", "trust_bundle_path"))
 

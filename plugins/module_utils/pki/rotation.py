@@ -20,7 +20,10 @@ explicitly: A until ``sign``, B from ``sign`` on (A again on abort). A stays in 
 
 **Phases** (``advance`` moves one step when the gate holds; a run that cannot advance writes nothing):
 
-- start -> ``trust``: every cluster verified. Writes: ``root/rotate/internal`` (B), then the record (bundle A+B).
+- start -> ``trust``: every cluster verified. Writes: ``root/rotate/internal`` (B; or, with ``pem_bundle``, the given
+  B through ``issuers/import/bundle`` and ``issuer/<id>`` for its name), then the record (bundle A+B). B is generated
+  in Vault only when A's key is in Vault and ``generate`` is not false (the role sets it false for an imported
+  root): an operator who imported A brings B the same way.
 - ``trust`` -> ``sign``: every cluster verified (its rendered bundle is A+B) and ``margin`` passed since
   ``trust_at`` (agents re-render, istiod pushes the roots to the proxies). Writes: the record (signer B), then
   ``config/issuers`` (default B); the per-cluster intermediates follow (vault_pki_intermediate).
@@ -49,9 +52,11 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     iso,
     not_before,
     now_utc,
+    same_cert,
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
+    find_issuer,
     given_root,
     read_default_issuer,
     read_issuer,
@@ -60,6 +65,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers impor
     vault_warnings,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import human, key_spec, seconds
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import parse_import
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import (
     CasConflict,
     read_secret,
@@ -115,9 +121,20 @@ class RotationRequest(object):
         self.margin = seconds(params["margin"], "margin")
         self.common_name = params.get("common_name")
         self.key_type, self.key_bits = None, None
+        if params.get("key_bits") and not params.get("key_type"):
+            raise MeshPkiError("key_bits %s needs key_type (rsa or ec): the size of a key depends on its type. "
+                               "Nothing was changed." % params["key_bits"])
         if params.get("key_type"):
             self.key_type, self.key_bits = key_spec(params["key_type"], params.get("key_bits"))
         self.root_ttl = seconds(params["root_ttl"], "root_ttl") if params.get("root_ttl") else None
+        self.generate = params.get("generate", True) is not False
+        self.cert = self.bundle_text = None
+        if params.get("pem_bundle"):
+            given = [name for name in ("common_name", "key_type", "key_bits", "root_ttl") if params.get(name)]
+            if given:
+                raise MeshPkiError("%s only apply to a new root generated in Vault; the new root in pem_bundle "
+                                   "brings its own subject, key and lifetime. Nothing was changed." % ", ".join(given))
+            self.cert, _chain, _key, self.bundle_text = parse_import(params["pem_bundle"], "pem_bundle", True)
         self.given_root = given_root(self.root_mount, params.get("root_ca"))
         self.clusters = []
         for index, cluster in enumerate(params.get("clusters") or []):
@@ -248,6 +265,52 @@ class Rotation(object):
         if not self.check_mode:
             set_default_issuer(self.client, self.req.root_mount, issuer_id)
 
+    def new_root(self, name, old):
+        """B, imported (pem_bundle) or generated; refused before any write when generating is not what the root
+        in place asks for."""
+        req = self.req
+        if req.cert is not None:
+            if same_cert(req.cert, old.cert):
+                raise MeshPkiError("pem_bundle holds the current root of '%s' (%s): give the new root's certificate "
+                                   "and key. Nothing was changed." % (req.root_mount, summary(old.cert)["serial"]))
+            return self.import_new(name)
+        if not old.key_id:
+            raise MeshPkiError(
+                "The root of '%s' (issuer %s, %s) has no key in Vault - an offline root - so the rotation does not "
+                "generate its successor inside Vault: give the new root's certificate and key in pem_bundle (role: "
+                "istio_vault_ca_root_rotation_pem_bundle). Nothing was changed."
+                % (req.root_mount, old.issuer_id, summary(old.cert)["subject"]))
+        if not req.generate:
+            raise MeshPkiError(
+                "The root of '%s' (issuer %s, %s) was imported, and generate is false: the rotation does not create "
+                "the new root inside Vault on its own. Give the new root's certificate and key in pem_bundle (role: "
+                "istio_vault_ca_root_rotation_pem_bundle), or ask for a root generated in Vault on purpose (role: "
+                "istio_vault_ca_root_rotation_common_name). Nothing was changed."
+                % (req.root_mount, old.issuer_id, summary(old.cert)["subject"]))
+        return self.generate(name, old)
+
+    def import_new(self, name):
+        """B from pem_bundle: issuers/import/bundle (idempotent: a bundle already in the mount answers with its
+        issuer), then its issuer_name, by which a killed run finds it."""
+        req = self.req
+        self.writes.append("%s/issuers/import/bundle" % req.root_mount)
+        self.writes.append("%s/issuer/(new)" % req.root_mount)
+        if self.check_mode:
+            return None
+        response = self.client.write("%s/issuers/import/bundle" % req.root_mount, {"pem_bundle": req.bundle_text},
+                                     action="import the new root CA into", capability="update")
+        self.warnings.extend(vault_warnings(response))
+        issuer_id = find_issuer(self.client, req.root_mount, response, req.cert)
+        self.writes[-1] = "%s/issuer/%s" % (req.root_mount, issuer_id)
+        self.client.write("%s/issuer/%s" % (req.root_mount, issuer_id), {"issuer_name": name},
+                          action="name the new root issuer in", capability="update")
+        new = self.issuer(issuer_id)
+        if not new.key_id:
+            raise MeshPkiError("The new root imported into '%s' (issuer %s) has no key in Vault, so it cannot sign "
+                               "the intermediates: give its unencrypted key in pem_bundle. The record was not "
+                               "written." % (req.root_mount, issuer_id))
+        return new
+
     def generate(self, name, old):
         """B: root/rotate/internal in the root mount (the default issuer does not move)."""
         req = self.req
@@ -354,7 +417,7 @@ class Rotation(object):
             name = "rotation-%s-%d" % (default.issuer_id[:8], record.secret.current_version + 1)
             new = self.issuer_named(name)
             if new is None:
-                new = self.generate(name, default)
+                new = self.new_root(name, default)
             elif new.issuer_id == default.issuer_id or not new.key_id:
                 raise MeshPkiError("The issuer named '%s' in '%s' cannot be the new root (it is the current root, or "
                                    "its key is not in Vault). Rename it. Nothing was changed." % (name, req.root_mount))
