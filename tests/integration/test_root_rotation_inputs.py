@@ -187,7 +187,9 @@ def test_an_imported_root_rotates_to_an_imported_root_and_the_main_playbook_keep
     assert result["phase"] == "sign", result
     assert mesh.default_issuer() == id_b and mesh.intermediate_signed_by(root_b.cert)
     run = mesh.assert_main_keeps_everything("sign")
-    assert run.task("Ensure the root CA in " + mesh.root_mount)["result"]["issuer_id"] == id_b
+    root_task = [r for r in run.results if r["task"].endswith("Ensure the root CA in " + mesh.root_mount)][-1]
+    assert root_task["result"]["issuer_id"] == id_b and root_task["status"] == "ok", root_task
+    assert any("root rotation recorded" in note for note in root_task["result"]["pending_changes"]), root_task
     assert mesh.default_issuer() == id_b and mesh.intermediate_signed_by(root_b.cert)
 
     # sign -> retire: B only; the main playbook still keeps B, A stays in the mount (not re-imported as default)
