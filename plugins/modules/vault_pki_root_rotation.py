@@ -54,10 +54,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reads everything and returns the phase it would reach and the writes it would make (RV(writes)).
+    details: Reads everything, writes nothing, and returns what a real run would do - the phase it would reach,
+      the writes it would make (RV(writes)), the record, roots and signing root it would leave (RV(record),
+      RV(roots), RV(signer)) and RV(message) saying so. A new root it would generate is not there yet - its
+      serial is V((new root)), without a certificate.
   diff_mode:
     support: full
-    details: The record before and after (phase, issuer ids, times, serials of the trusted roots).
+    details: The record before and after (phase, issuer ids, times, serials of the trusted roots, the root mount's
+      default issuer); in check mode the after is the record a real run would write, with its writes.
 options:
   root_mount:
     description: PKI mount of the root CA; the new root is a second issuer of it.
@@ -164,7 +168,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 phase:
-  description: The phase after this run (V(none) when no rotation ran).
+  description: The phase after this run (V(none) when no rotation ran); in check mode the phase a real run would
+    reach.
   returned: always
   type: str
   sample: trust
@@ -191,7 +196,8 @@ message:
   returned: always
   type: str
 record:
-  description: The record's fields after the run (without the bundle).
+  description: The record's fields after the run (without the bundle); in check mode as a real run would write
+    them.
   returned: always
   type: dict
 record_path:
@@ -201,14 +207,23 @@ record_path:
   sample: secret/data/pki-trust
 roots:
   description: The roots in the bundle, each C({issuer_id, serial, subject, not_after, certificate}) (the PEM
-    certificate, for example for the C(expect_roots) option of M(meshpki.vault_ca.istio_ca_verify)).
+    certificate, for example for the C(expect_roots) option of M(meshpki.vault_ca.istio_ca_verify)). In check mode
+    the roots a real run would leave in the bundle; a new root it would generate has the serial V((new root)) and
+    no issuer_id or certificate.
   returned: always
   type: list
   elements: dict
 signer_issuer_id:
-  description: The root mount's default issuer (the root that signs intermediates).
+  description: The root mount's default issuer (the root that signs intermediates); in check mode the one a real
+    run would leave.
   returned: always
   type: str
+signer:
+  description: That root as C({certificate, issuer_id, key_id}), the shape of the O(root_ca) option of
+    M(meshpki.vault_ca.vault_pki_intermediate), which plans the intermediate on it (the role's C(rotate_root)
+    passes it, so that a check-mode run shows the intermediates a real run would re-issue).
+  returned: always
+  type: dict
 clusters:
   description: Per cluster - C(name), C(phase), C(verified), C(roots) (serials trusted), C(signing_chain)
     (intermediate serial -> root serial), C(next_phase_at).

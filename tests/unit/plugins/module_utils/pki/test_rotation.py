@@ -102,6 +102,44 @@ def test_check_mode_says_what_it_would_write_and_writes_nothing():
     assert result["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
 
 
+def test_check_mode_returns_the_record_and_signer_a_real_run_would_write():
+    """rotate_root --check: the result (phase, record, roots, signer - the root the intermediates would be re-issued
+    from) and --diff's after are what a real run writes, not what Vault holds."""
+    fake = vault(record=trust_record(), intermediate=make_intermediate(A))
+    result = run(fake, check_mode=True)
+    assert fake.writes() == []
+    assert result["signer_issuer_id"] == "b" and result["record"]["phase"] == "sign"
+    assert result["record"]["signer"] == "b" and result["record"]["sign_at"] == "2026-12-07T12:00:00Z"
+    assert [r["issuer_id"] for r in result["roots"]] == ["a", "b"] and result["roots"][1]["certificate"] == pem(B.cert)
+    diff = result["diff"]
+    assert (diff["before"]["phase"], diff["after"]["phase"]) == ("trust", "sign")
+    assert (diff["before"]["default_issuer"], diff["after"]["default_issuer"]) == ("a", "b")
+    assert diff["after"]["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
+    assert result["message"].startswith("Check mode, nothing was written: a real run would advance to phase 'sign'")
+
+
+def test_check_mode_start_names_the_root_it_would_generate():
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    fake.answers[("LIST", "pki/issuers")] = {"data": {"keys": ["a"], "key_info": {"a": {"issuer_name": ""}}}}
+    result = run(fake, check_mode=True)
+    assert fake.writes() == [] and result["phase"] == "trust" and result["changed"]
+    assert result["writes"] == ["pki/root/rotate/internal", "secret/data/pki-trust"]
+    assert [r["serial"] for r in result["roots"]][1] == "(new root)" and result["roots"][1]["certificate"] is None
+    assert result["signer_issuer_id"] == "a" and result["record"]["new_issuer_id"] == "(new root)"
+    assert result["diff"]["after"]["phase"] == "trust" and result["diff"]["after"]["roots"][1] == "(new root)"
+    assert result["clusters"][0]["roots"][1] == "(new root)" and result["clusters"][0]["phase"] == "trust"
+
+
+def test_check_mode_abort_from_sign_plans_the_old_root_as_signer():
+    fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-07T11:00:00Z"), default="b",
+                 intermediate=make_intermediate(B))
+    result = run(fake, check_mode=True, rotation="abort")
+    assert fake.writes() == [] and result["phase"] == "aborted" and result["signer_issuer_id"] == "a"
+    assert result["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
+    assert [r["issuer_id"] for r in result["roots"]] == ["a", "b"]  # B stays trusted until its chain expired
+    assert result["diff"]["after"]["signer"] == "a" and result["diff"]["after"]["default_issuer"] == "a"
+
+
 def test_sign_waits_until_every_intermediate_is_signed_by_the_new_root():
     fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-06T00:00:00Z"), default="b",
                  intermediate=make_intermediate(A))
