@@ -125,4 +125,3 @@ class WriteStop(object):
         if method != "HEAD":
             handler.wfile.write(data)
         return None
-

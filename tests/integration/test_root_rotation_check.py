@@ -48,7 +48,7 @@ def summaries(run):
 def check_then_real(mesh, label, *extra):
     """The check run writes nothing and plans exactly what the real run then does. Returns both results."""
     check, writes, created, left = check_run(mesh, label + " --check", ROTATE, None, *extra)
-    assert check.rc == 0, check
+    assert check.rc == 0, check.failed_msgs()
     assert writes == [] and created == [] and left == set(), (writes, created, left)
     plan = phase_result(check)
     would = reissued(check)

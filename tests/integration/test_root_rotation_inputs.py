@@ -210,7 +210,8 @@ def test_a_generated_root_rotates_to_an_ec_root_from_role_variables(rbao, tmp_pa
     phase."""
     mesh = Mesh(rbao, tmp_path)
     try:
-        new_root = ("-e", "istio_vault_ca_root_rotation_common_name=mesh root 2027",
+        # JSON: a key=value extra var ends at the first space
+        new_root = ("-e", '{"istio_vault_ca_root_rotation_common_name": "mesh root 2027"}',
                     "-e", "istio_vault_ca_root_rotation_key_type=ec", "-e", "istio_vault_ca_root_rotation_key_bits=384")
         result, writes = mesh.rotate(*new_root)
         assert result["phase"] == "trust", result
