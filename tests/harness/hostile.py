@@ -57,7 +57,7 @@ MODULES = {
                        {"kubernetes_auth_mount": "mount", "token_reviewer.namespace": "k8s_name",
                         "token_reviewer.service_account": "k8s_name", "token_reviewer.secret_name": "k8s_name",
                         "token_reviewer.cluster_role_binding": "name"}),
-    "vault_pki_root": ({"common_name": "root.example"}, {"mount": "mount"}),
+    "vault_pki_root": ({"common_name": "root.example"}, {"mount": "mount", "kv_mount": "mount", "trust_bundle_path": "path"}),
     "vault_pki_intermediate": ({"common_name": "int.example", "ttl": "24h"},
                                {"mount": "mount", "root_mount": "mount", "kv_mount": "mount", "kv_path": "path",
                                 "kv_field": "field"}),
