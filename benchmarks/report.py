@@ -708,12 +708,15 @@ def build(data, plot_name="scale.png"):
           "every Vault-only and file-mode call."
           % (", ".join("`%s`" % k for k in kube), saved, 100.0 * saved / sum(imports[k]["total"] for k in kube)))
     if runs and module_names:
-        w("- **Fewer processes per cluster**: each task pays Ansible's floor (%s for a `ping`) and a fresh Python "
-          "that imports `ansible.module_utils.basic` and hvac from scratch (%s for `vault_pki_intermediate`). The "
-          "role runs %d module tasks for one cluster (the root's once per run, the others per cluster); merging "
-          "steps that always go together (the Kubernetes auth mount with its role; the policy with the verify) "
-          "would save one such cost per merge, at the price of a role less shaped like the guide."
-          % (t(task_time("ping_task"), 2), t(wall_of("module_imports"), 2), len(module_names)))
+        w("- **Fewer tasks per cluster**: on the local connection the modules run in the controller's worker "
+          "(no AnsiballZ, no new Python; their imports are done once in the controller before the workers fork: "
+          "a module imported in a fresh Python costs %s for `vault_pki_intermediate`), so what is left per task "
+          "is Ansible's own machinery - the main process's templating, strategy and callbacks and a forked "
+          "worker per task and host (a `ping` task: %s). The role runs %d module tasks for one cluster (the "
+          "root's once per run, the others per cluster); merging steps that always go together (the Kubernetes "
+          "auth mount with its role; the policy with the verify) would save one such cost per merge, at the "
+          "price of a role less shaped like the guide."
+          % (t(wall_of("module_imports"), 2), t(task_time("ping_task"), 2), len(module_names)))
     high, low = fits.get((high_forks, "rerun")), fits.get((low_forks, "rerun"))
     big_rs = select(records, section="scale", phase="rerun", clusters=big, forks=high_forks)
     if high and low and big_rs:
