@@ -90,7 +90,11 @@ def rotate_through(mesh, label, after, *extra):
     """A rotation run through the proxy, killed right after its ``after``-th write (None: not killed); returns
     (run, [(method, path)] of the writes that reached Vault)."""
     holder = {}
-    with WriteStop(mesh.bao.url, after=after, action=lambda: holder["run"].kill()) as proxy:
+
+    def kill_the_run():  # the run is started inside the proxy's block: looked up when the stop fires
+        holder["run"].kill()
+
+    with WriteStop(mesh.bao.url, after=after, action=kill_the_run) as proxy:
         mark = mesh.bao.audit.mark()
         holder["run"] = mesh.runner.start_file(ROTATE, extra_args=list(ONE_FORK + extra),
                                                inventory=inventory_via(mesh, proxy.url))
