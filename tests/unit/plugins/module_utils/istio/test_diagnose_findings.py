@@ -47,7 +47,7 @@ def test_an_unreachable_vault_is_a_problem_naming_the_url_and_the_rest_is_skippe
     result, checks, vault = run(answers)
     status, message = checks["vault_reachable"]
     assert status == "problem" and "https://vault.test:8200" in message and "sys/health" in message
-    assert "connection refused" in message  # the cause
+    assert "connection refused" in message and "reach Vault at" in message  # the cause, what was tried
     assert all(checks[name][0] == "skipped" and "vault_reachable" in checks[name][1] for name in CHECKS[1:-1])
     assert result["vault"] == {} and result["healthy"] is False and vault.paths() == ["sys/health"]
 
@@ -195,6 +195,13 @@ def test_a_wrong_key_names_the_intermediates_serial(answers):
 # ---------------------------------------------------------------------------------------------------------
 # the root rotation's record
 # ---------------------------------------------------------------------------------------------------------
+
+def run_with_rotation(answers, **params):
+    """diagnose with trust_bundle_path=pki-trust: (result, {check: (status, message)}, the fake vault)."""
+    vault = FakeVault(answers, strict_writes=True)
+    result = diagnose(Module(vault, trust_bundle_path="pki-trust", **params))
+    return result, dict((c["name"], (c["status"], c["message"])) for c in result["checks"]), vault
+
 
 def rotation_run(answers, record):
     answers = dict(answers)
@@ -403,13 +410,49 @@ def test_a_token_request_for_istiod(answers, monkeypatch):
             return type("Answer", (), {"status": type("Status", (), {"token": "requested-jwt"})})()
 
     library = type("Library", (), {"client": type("Client", (), {"CoreV1Api": Core})})
-    monkeypatch.setattr(diagnose_module, "api_client", lambda params, warn: "the-api")
+
+    def api_client(params, warn):
+        calls.append(("kubeconfig", params["kubeconfig"]))
+        return "the-api"
+
+    monkeypatch.setattr(diagnose_module, "api_client", api_client)
     monkeypatch.setattr(diagnose_module, "kubernetes_library", lambda: library)
-    _result, checks, vault = run(answers, istiod_request_jwt=True)
-    assert calls == [("api", "the-api"), ("istiod-service-account", "istio-system",
-                                          {"spec": {"expirationSeconds": 600}}, 60)]
+    _result, checks, vault = run(answers, istiod_request_jwt=True, kubeconfig="/tmp/kubeconfig")
+    assert calls == [("kubeconfig", "/tmp/kubeconfig"), ("api", "the-api"),
+                     ("istiod-service-account", "istio-system", {"spec": {"expirationSeconds": 600}}, 60)]
     assert vault.body("POST", "auth/kubernetes/login")["jwt"] == "requested-jwt"
     assert checks["istiod_login"][0] == "ok"
+
+
+def test_a_token_request_the_api_refuses(answers, monkeypatch):
+    class Core(object):
+        def __init__(self, api):
+            pass
+
+        def create_namespaced_service_account_token(self, *args, **kwargs):
+            raise RuntimeError("connection reset")
+
+    library = type("Library", (), {"client": type("Client", (), {"CoreV1Api": Core})})
+    monkeypatch.setattr(diagnose_module, "api_client", lambda params, warn: "the-api")
+    monkeypatch.setattr(diagnose_module, "kubernetes_library", lambda: library)
+    _result, checks, _vault = run(answers, istiod_request_jwt=True)
+    status, message = checks["istiod_login"]
+    assert status == "problem" and "connection reset" in message
+    assert "request a token for the service account 'istio-system/istiod-service-account'" in message
+
+
+def test_an_istiod_jwt_file_that_cannot_be_read(answers, monkeypatch, tmp_path):
+    token = tmp_path / "jwt"
+    token.write_text("jwt")
+
+    def refuse(path, *args):
+        raise IOError(13, "Permission denied", path)
+
+    monkeypatch.setattr(diagnose_module, "open", refuse, raising=False)
+    _result, checks, _vault = run(answers, istiod_jwt_file=str(token))
+    status, message = checks["istiod_login"]
+    assert status == "problem" and "istiod_jwt_file '%s'" % token in message
+    assert "Permission denied" in message and "Errno" not in message  # the reason in words
 
 
 def test_a_token_request_that_fails(answers, monkeypatch):
@@ -471,15 +514,30 @@ def golden():
 
 def test_a_target_with_a_wrong_env_and_a_different_annotation(answers, tmp_path):
     want = golden()
-    annotations = dict(want["podAnnotations"], **{"vault.hashicorp.com/role": "other"})
+    annotations = dict(want["podAnnotations"], **{"vault.hashicorp.com/role": "other",
+                                                  "vault.hashicorp.com/secret-volume-path": "/etc/other"})
     path = manifest_with(tmp_path, [{"name": "ROOT_CA_DIR", "value": "/etc/cacerts"}], annotations)
     result, checks, _vault = run(answers, target="tsb_controlplane", path=path)
     status, message = checks["target"]
     assert status == "problem"
-    assert "annotations that differ from what these Vault paths need: vault.hashicorp.com/role" in message
+    assert "vault.hashicorp.com/role, vault.hashicorp.com/secret-volume-path" in message
     assert "env ROOT_CA_DIR not set to ROOT_CA_DIR=/etc/cacerts-vault" in message
     assert "ControlPlane in %s" % path in message
-    assert result["annotations"] == {"missing": [], "different": ["vault.hashicorp.com/role"], "other_prefix": []}
+    assert result["annotations"] == {"missing": [], "different": ["vault.hashicorp.com/role",
+                                                                  "vault.hashicorp.com/secret-volume-path"],
+                                     "other_prefix": []}
+
+
+def test_with_a_trust_bundle_the_target_must_read_root_cert_from_it(answers, tmp_path):
+    """The guide's annotations read root-cert.pem from pki/cert/ca; with trust_bundle_path the agent must read the
+    trust bundle's KV secret instead."""
+    want = golden()
+    path = manifest_with(tmp_path, want["env"], want["podAnnotations"])
+    answers[("GET", "secret/data/pki-trust")] = {"data": {"data": {"root-cert.pem": pem(THE_CA.root)},
+                                                          "metadata": {"version": 1}}}
+    result, checks, _vault = run_with_rotation(answers, target="tsb_controlplane", path=path)
+    assert checks["target"][0] == "problem"
+    assert "vault.hashicorp.com/agent-inject-secret-root-cert.pem" in result["annotations"]["different"]
 
 
 def test_a_target_that_is_not_in_the_manifest(answers, tmp_path):
