@@ -16,13 +16,14 @@ SANITY_FILES ?= --cached --others --exclude-standard
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 
 .PHONY: help venv demo test unit integration molecule sanity lint ansible-lint changelog-lint clean docs docs-lint \
-	test-matrix release-notes bench reliability reliability-fast mutation
+	test-matrix release-notes bench reliability reliability-fast rotation-kills mutation
 
 help:
 	@echo "make demo   - run the main job against a local OpenBao dev server (embedded default)"
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-500 clusters (~20 min)"
 	@echo "make reliability - faults, concurrency, HA, bad input, leaks, privilege, TLS, traversal, redirects (~22 min)"
+	@echo "make rotation-kills - a root rotation run killed after each of its writes, then resumed (~20 min)"
 	@echo "make mutation - mutation score of module_utils against the unit tests (mutmut; FILES=... for some)"
 
 $(STAMP): requirements.txt requirements-test.txt
@@ -57,6 +58,12 @@ reliability: venv
 
 reliability-fast: venv
 	$(BIN)/python tools/reliability.py --fast
+
+# A root rotation run SIGKILLed after each of its writes, then resumed (tests/integration/test_root_rotation_resume.py
+# with every boundary; make test runs four of them): about 20 min.
+rotation-kills: venv
+	MESHPKI_ROTATION_KILLS=all $(BIN)/python -m pytest tests/integration/test_root_rotation_resume.py -q -n 2 -s \
+	  $(PYTEST_ARGS)
 
 # Mutation testing (tools/mutation.py, mutmut from requirements-mutation.txt): the files listed in MUTATE
 # there - or FILES="plugins/module_utils/pki/x509.py ..." (globs too) - against tests/unit only, one mutant at a
@@ -130,8 +137,10 @@ release-notes: venv
 
 # Benchmarks (benchmarks/README.md): writes benchmarks/results.md and benchmarks/scale.png; makes
 # benchmarks/.venv-peer (ansible + community.hashi_vault, matplotlib, py-spy) on first use.
+# BENCH_ARGS go to benchmarks/bench.py, e.g. BENCH_ARGS='--budget 1800' so that the 500-cluster point fits.
 bench: venv
-	PYTHON=$(PYTHON) benchmarks/run.sh
+	PYTHON=$(PYTHON) BENCH_COMMAND="make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+	  benchmarks/run.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf .sanity .mutation .collections tests/output .pytest_cache .ruff_cache .docs-build

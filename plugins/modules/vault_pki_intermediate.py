@@ -75,7 +75,10 @@ attributes:
   check_mode:
     support: full
     details: Reads the mounts, the root, the default issuer and the KV secret and reports what would happen
-      (RV(action), RV(reasons)); generates, stores, signs and imports nothing.
+      (RV(action), RV(reasons)); generates, stores, signs and imports nothing. With O(root_ca), a plan other than
+      "nothing to do" is made on that issuer as Vault has it (read by its id in O(root_mount)), even when it is not
+      the mount's default issuer yet - a task before this one would make it the default, as the root rotation's
+      signing root (C(meshpki.vault_ca.rotate_root) in check mode). A real run plans on the default issuer.
   diff_mode:
     support: full
     details: Shows subject, serial, expiry and key of the intermediate and the KV version of its key, before and

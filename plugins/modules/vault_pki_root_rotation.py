@@ -23,11 +23,12 @@ description:
     in progress, the recorded roots during one - and completes the writes of a run that was killed.
   - O(rotation=advance) moves the rotation one phase when its gate holds, and otherwise writes nothing and says what
     it waits for and until when. Start (no rotation yet, or O(rotation=start) after a finished one) - every cluster
-    verified; a new root B is generated as a second issuer of O(root_mount) (C(root/rotate/internal)), the bundle
-    becomes A+B (V(trust)). V(trust) to V(sign) - every cluster verified and O(margin) passed; B becomes the
-    mount's default issuer, so vault_pki_intermediate re-issues each cluster's intermediate from B (new key, the old
-    one kept as a KV version). V(sign) to V(retire) - every cluster verified with an intermediate signed by B, and
-    O(workload_cert_ttl) + O(margin) passed since the last one was issued; the bundle becomes B. A stays in the mount.
+    verified; a new root B is generated as a second issuer of O(root_mount) (C(root/rotate/internal)) - or
+    imported from O(pem_bundle) - and the bundle becomes A+B (V(trust)). V(trust) to V(sign) - every cluster
+    verified and O(margin) passed; B becomes the mount's default issuer, so vault_pki_intermediate re-issues each
+    cluster's intermediate from B (new key, the old one kept as a KV version). V(sign) to V(retire) - every
+    cluster verified with an intermediate signed by B, and O(workload_cert_ttl) + O(margin) passed since the last
+    one was issued; the bundle becomes B. A stays in the mount.
   - O(rotation=abort) before V(retire) goes back to A (the default issuer again, so the intermediates are re-issued
     from A); after an abort in V(sign), B stays in the bundle until O(workload_cert_ttl) + O(margin) passed since the
     last intermediate went back to A (a later V(advance) or V(abort) run drops it).
@@ -53,10 +54,14 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reads everything and returns the phase it would reach and the writes it would make (RV(writes)).
+    details: Reads everything, writes nothing, and returns what a real run would do - the phase it would reach,
+      the writes it would make (RV(writes)), the record, roots and signing root it would leave (RV(record),
+      RV(roots), RV(signer)) and RV(message) saying so. A new root it would generate is not there yet - its
+      serial is V((new root)), without a certificate.
   diff_mode:
     support: full
-    details: The record before and after (phase, issuer ids, times, serials of the trusted roots).
+    details: The record before and after (phase, issuer ids, times, serials of the trusted roots, the root mount's
+      default issuer); in check mode the after is the record a real run would write, with its writes.
 options:
   root_mount:
     description: PKI mount of the root CA; the new root is a second issuer of it.
@@ -107,18 +112,43 @@ options:
     type: str
     default: 1h
   common_name:
-    description: Common name of the new root; unset, the old root's.
+    description: Common name of a new root generated in Vault; unset, the old root's.
     type: str
   key_type:
-    description: Key type of the new root; unset, the old root's.
+    description:
+      - Key type of a new root generated in Vault; unset, the old root's (type and size). A change of algorithm -
+        for example an RSA root A and an EC root B - is one of the reasons to rotate.
     type: str
     choices: [rsa, ec]
   key_bits:
-    description: Key size of the new root (with O(key_type)).
+    description:
+      - Key size of a new root generated in Vault - V(2048), V(3072), V(4096) for RSA, V(256), V(384) for EC; unset,
+        V(2048) for RSA and V(256) for EC. Needs O(key_type) (a size without a type is refused).
     type: int
   root_ttl:
-    description: Lifetime of the new root, for example V(87600h); unset, Vault's default for the mount.
+    description: Lifetime of a new root generated in Vault, for example V(87600h); unset, Vault's default for the
+      mount.
     type: str
+  pem_bundle:
+    description:
+      - The new root B - its PEM certificate and its unencrypted private key, in one text - imported as the second
+        issuer of O(root_mount) (C(issuers/import/bundle), then named) instead of generated in Vault; for an
+        operator who imported the old root and keeps making roots outside Vault.
+      - Used only when a rotation starts; checked (a CA certificate, the key its own, not expired, not the current
+        root) before any request. Not together with O(common_name), O(key_type), O(key_bits), O(root_ttl).
+    type: str
+    version_added: 0.2.0
+  generate:
+    description:
+      - Whether a rotation that starts without O(pem_bundle) may generate B inside Vault (C(root/rotate/internal)).
+      - V(false) - such a start is refused before any write, with the fix; the role C(meshpki.vault_ca.istio_vault_ca)
+        passes V(false) when its root was imported (C(istio_vault_ca_root_pem_bundle)) and
+        C(istio_vault_ca_root_rotation_common_name) is not set.
+      - A root whose key is not in Vault (an offline root) never gets a successor generated in Vault - give
+        O(pem_bundle).
+    type: bool
+    default: true
+    version_added: 0.2.0
 seealso:
   - module: meshpki.vault_ca.vault_pki_root
   - module: meshpki.vault_ca.vault_pki_intermediate
@@ -138,7 +168,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 phase:
-  description: The phase after this run (V(none) when no rotation ran).
+  description: The phase after this run (V(none) when no rotation ran); in check mode the phase a real run would
+    reach.
   returned: always
   type: str
   sample: trust
@@ -165,7 +196,8 @@ message:
   returned: always
   type: str
 record:
-  description: The record's fields after the run (without the bundle).
+  description: The record's fields after the run (without the bundle); in check mode as a real run would write
+    them.
   returned: always
   type: dict
 record_path:
@@ -175,14 +207,23 @@ record_path:
   sample: secret/data/pki-trust
 roots:
   description: The roots in the bundle, each C({issuer_id, serial, subject, not_after, certificate}) (the PEM
-    certificate, for example for the C(expect_roots) option of M(meshpki.vault_ca.istio_ca_verify)).
+    certificate, for example for the C(expect_roots) option of M(meshpki.vault_ca.istio_ca_verify)). In check mode
+    the roots a real run would leave in the bundle; a new root it would generate has the serial V((new root)) and
+    no issuer_id or certificate.
   returned: always
   type: list
   elements: dict
 signer_issuer_id:
-  description: The root mount's default issuer (the root that signs intermediates).
+  description: The root mount's default issuer (the root that signs intermediates); in check mode the one a real
+    run would leave.
   returned: always
   type: str
+signer:
+  description: That root as C({certificate, issuer_id, key_id}), the shape of the O(root_ca) option of
+    M(meshpki.vault_ca.vault_pki_intermediate), which plans the intermediate on it (the role's C(rotate_root)
+    passes it, so that a check-mode run shows the intermediates a real run would re-issue).
+  returned: always
+  type: dict
 clusters:
   description: Per cluster - C(name), C(phase), C(verified), C(roots) (serials trusted), C(signing_chain)
     (intermediate serial -> root serial), C(next_phase_at).
@@ -211,6 +252,8 @@ ARGUMENT_SPEC = module_spec(dict(
     key_type=dict(type="str", choices=["rsa", "ec"], no_log=False),
     key_bits=dict(type="int", no_log=False),
     root_ttl=dict(type="str"),
+    pem_bundle=dict(type="str", no_log=True),
+    generate=dict(type="bool", default=True),
     root_ca=ROOT_CA_ARGSPEC,
 ), ca_layout=("root_mount", "kv_mount", "trust_bundle_path"))
 

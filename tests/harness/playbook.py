@@ -191,6 +191,10 @@ class Playbooks(object):
         """Run the playbook file ``path`` as it is (e.g. one of playbooks/) and wait; returns a PlaybookRun."""
         return self._start(None, path, env, check, diff, verbosity, extra_args, inventory).wait(timeout)
 
+    def start_file(self, path, env=None, check=False, diff=False, verbosity=0, extra_args=(), inventory=None):
+        """Start the playbook file ``path`` in the background; returns a Background run (``wait()``, ``kill()``)."""
+        return self._start(None, path, env, check, diff, verbosity, extra_args, inventory)
+
     def start(self, plays, env=None, check=False, diff=False, verbosity=0, extra_args=(), inventory=None):
         """Start ``plays`` in the background; returns a Background run (``wait()``, ``kill()``)."""
         return self._start(plays, None, env, check, diff, verbosity, extra_args, inventory)

@@ -305,6 +305,16 @@ class IntermediateCA(object):
                 "changed." % (req.root_mount, cert_info(issuer.cert)["serial"]))
         return Root(req.root_mount, info, issuer)
 
+    def given_issuer(self):
+        """The issuer root_ca names, as Vault has it in the root mount (None: not there, or no issuer_id)."""
+        given = self.request.given_root
+        if not given.issuer_id:
+            return None
+        try:
+            return read_issuer(self.client, self.request.root_mount, given.issuer_id)
+        except MeshPkiError:  # not an issuer of the mount: planned on the default issuer, as without root_ca
+            return None
+
     def read_stored(self, kv_exists=True):
         req = self.request
         if kv_exists:
@@ -675,8 +685,10 @@ class IntermediateCA(object):
 
         action, reasons = self.decide(current, stored, root)
         if req.given_root is not None and action != "none":
-            # The given root may be stale: anything but "nothing to do" is planned on the root as Vault has it.
-            root = self.read_root()
+            # The given root may be stale: anything but "nothing to do" is planned on the root as Vault has it. In
+            # check mode that is the given issuer as Vault has it (when it is still in the root mount): a task
+            # before this one may only plan to make it the default (rotate_root's new signing root).
+            root = self.read_root(self.given_issuer() if self.check_mode else None)
             action, reasons = self.decide(current, stored, root)
         if action in ("issue", "resume") and current is not None:
             self.guard(current, stored, root)

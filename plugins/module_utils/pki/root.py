@@ -6,7 +6,10 @@
 
 A root is generated inside Vault (``root/generate/internal``: the key never leaves it) or imported
 (``issuers/import/bundle`` with its key, ``issuers/import/cert`` for an offline root). An existing root
-that differs from the request is never replaced unless ``force`` is set."""
+that differs from the request is never replaced unless ``force`` is set - or, with ``trust_bundle_path``, when a root
+rotation (vault_pki_root_rotation) put it there: while the rotation record names the mount's default issuer as one
+of its two roots and the request describes the other one, the root in place is the root (see
+``RootCA._rotation_root``). The record is read only when the default issuer differs from the request."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -34,6 +37,7 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers impor
     MountTableCache,
     find_issuer,
     read_default_issuer,
+    read_issuer,
     set_default_issuer,
     vault_warnings,
 )
@@ -69,6 +73,41 @@ def manage_root(module):
     return result
 
 
+def parse_import(text, option, with_key):
+    """A root to import, checked before any request: (certificate, its chain, key or None, the text to send).
+    Also the new root of a rotation (vault_pki_root_rotation's pem_bundle)."""
+    certs, keys = split_pem_bundle(text)
+    parsed = parse_certs("".join(certs), option)
+    if not parsed:
+        raise MeshPkiError("%s holds no PEM 'CERTIFICATE' block. Nothing was changed." % option)
+    cert, chain, key = parsed[0], parsed[1:], None
+    if with_key:
+        if len(keys) != 1:
+            raise MeshPkiError("%s must hold the CA certificate and exactly one unencrypted private key "
+                               "(found %d keys). Nothing was changed." % (option, len(keys)))
+        try:
+            key = load_private_key(keys[0])
+        except PemError as e:
+            raise MeshPkiError("The private key in %s cannot be used: %s. Nothing was changed." % (option, e))
+        if not public_key_matches(cert, key):
+            raise MeshPkiError("The private key in %s is not the key of its first certificate (%s). "
+                               "Nothing was changed." % (option, subject_text(cert_subject_pairs(cert))))
+    elif keys:
+        raise MeshPkiError("certificate contains a private key: pass certificate and key together in pem_bundle "
+                           "(a no_log option) instead. Nothing was changed.")
+    if not is_ca(cert):
+        raise MeshPkiError("The certificate in %s (%s) is not a CA certificate (basicConstraints CA:TRUE is "
+                           "missing). Nothing was changed." % (option, subject_text(cert_subject_pairs(cert))))
+    key_type, bits = key_type_and_bits(cert)
+    if key_type == "rsa" and bits < 2048:
+        raise MeshPkiError("The certificate in %s has an RSA %d key; Istio needs at least 2048 bits. "
+                           "Nothing was changed." % (option, bits))
+    if not_after(cert) <= now_utc():
+        raise MeshPkiError("The certificate in %s expired on %s. Nothing was changed."
+                           % (option, iso(not_after(cert))))
+    return cert, chain, key, "".join(certs + keys)
+
+
 class RootRequest(object):
     """The validated options: nothing here talks to Vault, every error is raised before any request."""
 
@@ -76,6 +115,8 @@ class RootRequest(object):
         self.mount = (params["mount"] or "").strip("/")
         if not self.mount:
             raise MeshPkiError("mount must not be empty. Nothing was changed.")
+        self.kv_mount = (params.get("kv_mount") or "secret").strip("/")
+        self.trust_bundle_path = (params.get("trust_bundle_path") or "").strip("/")
         self.force = params["force"]
         self.ttl = seconds(params["ttl"], "ttl")
         if not self.ttl:
@@ -111,37 +152,8 @@ class RootRequest(object):
                                    "certificate. Nothing was changed." % ", ".join(extra))
 
     def _parse_import(self, text, option, with_key):
-        certs, keys = split_pem_bundle(text)
-        parsed = parse_certs("".join(certs), option)
-        if not parsed:
-            raise MeshPkiError("%s holds no PEM 'CERTIFICATE' block. Nothing was changed." % option)
-        self.cert, self.chain = parsed[0], parsed[1:]
-        if with_key:
-            if len(keys) != 1:
-                raise MeshPkiError("pem_bundle must hold the CA certificate and exactly one unencrypted private key "
-                                   "(found %d keys). Nothing was changed." % len(keys))
-            try:
-                self.key = load_private_key(keys[0])
-            except PemError as e:
-                raise MeshPkiError("The private key in pem_bundle cannot be used: %s. Nothing was changed." % e)
-            if not public_key_matches(self.cert, self.key):
-                raise MeshPkiError("The private key in pem_bundle is not the key of its first certificate (%s). "
-                                   "Nothing was changed." % subject_text(cert_subject_pairs(self.cert)))
-        elif keys:
-            raise MeshPkiError("certificate contains a private key: pass certificate and key together in pem_bundle "
-                               "(a no_log option) instead. Nothing was changed.")
-        self.bundle_text = "".join(certs + keys)
-        if not is_ca(self.cert):
-            raise MeshPkiError("The certificate in %s (%s) is not a CA certificate (basicConstraints CA:TRUE is "
-                               "missing). Nothing was changed." % (option, subject_text(cert_subject_pairs(self.cert))))
-        key_type, bits = key_type_and_bits(self.cert)
-        if key_type == "rsa" and bits < 2048:
-            raise MeshPkiError("The certificate in %s has an RSA %d key; Istio needs at least 2048 bits. "
-                               "Nothing was changed." % (option, bits))
-        if not_after(self.cert) <= now_utc():
-            raise MeshPkiError("The certificate in %s expired on %s. Nothing was changed."
-                               % (option, iso(not_after(self.cert))))
-        self.key_type, self.key_bits = key_type, bits
+        self.cert, self.chain, self.key, self.bundle_text = parse_import(text, option, with_key)
+        self.key_type, self.key_bits = key_type_and_bits(self.cert)
         self.subject = None
 
     @property
@@ -163,6 +175,7 @@ class RootCA(object):
         self.client = MountTableCache(client)
         self.check_mode = check_mode
         self.warnings = []
+        self.notes = []
 
     # -- read and decide ---------------------------------------------------------------------------
     def _differences(self, current):
@@ -181,11 +194,40 @@ class RootCA(object):
             found.append("its key is not in Vault (an imported certificate only), so it cannot sign")
         return found
 
+    def _rotation_root(self, current):
+        """Whether ``current`` (the default issuer, which differs from the request) is the root because a root
+        rotation made it so: the rotation record at ``<kv_mount>/data/<trust_bundle_path>`` names it as one of its
+        two roots (old A, new B) and the request describes the other one - the variables of the main playbook
+        still describe A while the rotation moved the default issuer to B (phase sign, retire). One read of the
+        record, and one of the other root's issuer."""
+        req = self.request
+        if not req.trust_bundle_path:
+            return False
+        body = self.client.read("%s/data/%s" % (req.kv_mount, req.trust_bundle_path),
+                                action="read the root rotation record")
+        record = ((body or {}).get("data") or {}).get("data") or {}
+        pair = [str(record.get("old_issuer_id") or ""), str(record.get("new_issuer_id") or "")]
+        if not record.get("phase") or "" in pair or current.issuer_id not in pair:
+            return False
+        other_id = pair[1] if current.issuer_id == pair[0] else pair[0]
+        other = read_issuer(self.client, req.mount, other_id)
+        if other is None or self._differences(other):
+            return False
+        role = "new" if current.issuer_id == pair[1] else "old"
+        self.notes.append(
+            "the root rotation recorded at '%s/data/%s' (phase %s) made the %s root %s (%s) the default issuer; the "
+            "request describes the rotation's other root %s (%s), so the root in place is kept. Set the request to "
+            "the root in place once the rotation is retired." % (
+                req.kv_mount, req.trust_bundle_path, record.get("phase"), role, cert_info(current.cert)["serial"],
+                subject_text(cert_subject_pairs(current.cert)), cert_info(other.cert)["serial"],
+                subject_text(cert_subject_pairs(other.cert))))
+        return True
+
     def _notes(self, current):
         req = self.request
         if req.mode != "generate":
-            return []
-        notes = [note for note in [lifetime_note(current.cert, req.ttl)] if note]
+            return list(self.notes)
+        notes = list(self.notes) + [note for note in [lifetime_note(current.cert, req.ttl)] if note]
         if path_length(current.cert) != req.max_path_length:
             notes.append("max_path_length: the certificate has %s, %s is asked for; applies when a new root is "
                          "generated (force: true)" % (path_length(current.cert), req.max_path_length))
@@ -200,6 +242,8 @@ class RootCA(object):
         if not differences:
             if req.mode == "bundle" and not current.key_id:
                 return "import", ["the key of the root is added to Vault"]
+            return "none", []
+        if not req.force and self._rotation_root(current):
             return "none", []
         if not req.force:
             raise MeshPkiError(

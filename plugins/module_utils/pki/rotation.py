@@ -20,7 +20,10 @@ explicitly: A until ``sign``, B from ``sign`` on (A again on abort). A stays in 
 
 **Phases** (``advance`` moves one step when the gate holds; a run that cannot advance writes nothing):
 
-- start -> ``trust``: every cluster verified. Writes: ``root/rotate/internal`` (B), then the record (bundle A+B).
+- start -> ``trust``: every cluster verified. Writes: ``root/rotate/internal`` (B; or, with ``pem_bundle``, the given
+  B through ``issuers/import/bundle`` and ``issuer/<id>`` for its name), then the record (bundle A+B). B is generated
+  in Vault only when A's key is in Vault and ``generate`` is not false (the role sets it false for an imported
+  root): an operator who imported A brings B the same way.
 - ``trust`` -> ``sign``: every cluster verified (its rendered bundle is A+B) and ``margin`` passed since
   ``trust_at`` (agents re-render, istiod pushes the roots to the proxies). Writes: the record (signer B), then
   ``config/issuers`` (default B); the per-cluster intermediates follow (vault_pki_intermediate).
@@ -49,9 +52,11 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.certs import 
     iso,
     not_before,
     now_utc,
+    same_cert,
     summary,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers import (
+    find_issuer,
     given_root,
     read_default_issuer,
     read_issuer,
@@ -60,8 +65,10 @@ from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.issuers impor
     vault_warnings,
 )
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.request import human, key_spec, seconds
+from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki.root import parse_import
 from ansible_collections.meshpki.vault_ca.plugins.module_utils.vault.kv2 import (
     CasConflict,
+    KvSecret,
     read_secret,
     write_secret,
 )
@@ -76,6 +83,8 @@ RECORD_FIELDS = ("phase", "old_issuer_id", "new_issuer_id", "new_issuer_name", "
 # Vault backdates a certificate's notBefore by 30 s (not_before_duration): the issue time is notBefore + this.
 BACKDATE = 30
 KV_DESCRIPTION = "KV v2 (created by meshpki.vault_ca for the Istio CA key)"
+# Check mode: the issuer id of a new root B that a real run would generate (nothing is generated).
+PLANNED = "(new root)"
 
 
 def manage_root_rotation(module):
@@ -115,9 +124,20 @@ class RotationRequest(object):
         self.margin = seconds(params["margin"], "margin")
         self.common_name = params.get("common_name")
         self.key_type, self.key_bits = None, None
+        if params.get("key_bits") and not params.get("key_type"):
+            raise MeshPkiError("key_bits %s needs key_type (rsa or ec): the size of a key depends on its type. "
+                               "Nothing was changed." % params["key_bits"])
         if params.get("key_type"):
             self.key_type, self.key_bits = key_spec(params["key_type"], params.get("key_bits"))
         self.root_ttl = seconds(params["root_ttl"], "root_ttl") if params.get("root_ttl") else None
+        self.generate = params.get("generate", True) is not False
+        self.cert = self.bundle_text = None
+        if params.get("pem_bundle"):
+            given = [name for name in ("common_name", "key_type", "key_bits", "root_ttl") if params.get(name)]
+            if given:
+                raise MeshPkiError("%s only apply to a new root generated in Vault; the new root in pem_bundle "
+                                   "brings its own subject, key and lifetime. Nothing was changed." % ", ".join(given))
+            self.cert, _chain, _key, self.bundle_text = parse_import(params["pem_bundle"], "pem_bundle", True)
         self.given_root = given_root(self.root_mount, params.get("root_ca"))
         self.clusters = []
         for index, cluster in enumerate(params.get("clusters") or []):
@@ -169,6 +189,8 @@ class Rotation(object):
         self.warnings = []
         self.writes = []
         self._issuers = {}
+        # check mode: the record data and the default issuer a real run would write
+        self.planned, self.planned_default = None, None
 
     # -- reading -----------------------------------------------------------------------------------
     def issuer(self, issuer_id):
@@ -233,8 +255,10 @@ class Rotation(object):
     def write_record(self, record, fields):
         data = dict(record.data)
         data.update(fields)
-        data[TRUST_BUNDLE_FIELD] = "".join(cert_pem(self.issuer(i).cert) for i in data["trusted"].split(",") if i)
+        data[TRUST_BUNDLE_FIELD] = "".join(cert_pem(self.issuer(i).cert) for i in data["trusted"].split(",")
+                                           if i and i != PLANNED)
         self.writes.append("%s/data/%s" % (self.req.kv_mount, self.req.path))
+        self.planned = data
         if self.check_mode:
             return
         try:
@@ -245,8 +269,55 @@ class Rotation(object):
 
     def set_default(self, issuer_id):
         self.writes.append("%s/config/issuers" % self.req.root_mount)
+        self.planned_default = issuer_id
         if not self.check_mode:
             set_default_issuer(self.client, self.req.root_mount, issuer_id)
+
+    def new_root(self, name, old):
+        """B, imported (pem_bundle) or generated; refused before any write when generating is not what the root
+        in place asks for."""
+        req = self.req
+        if req.cert is not None:
+            if same_cert(req.cert, old.cert):
+                raise MeshPkiError("pem_bundle holds the current root of '%s' (%s): give the new root's certificate "
+                                   "and key. Nothing was changed." % (req.root_mount, summary(old.cert)["serial"]))
+            return self.import_new(name)
+        if not old.key_id:
+            raise MeshPkiError(
+                "The root of '%s' (issuer %s, %s) has no key in Vault - an offline root - so the rotation does not "
+                "generate its successor inside Vault: give the new root's certificate and key in pem_bundle (role: "
+                "istio_vault_ca_root_rotation_pem_bundle). Nothing was changed."
+                % (req.root_mount, old.issuer_id, summary(old.cert)["subject"]))
+        if not req.generate:
+            raise MeshPkiError(
+                "The root of '%s' (issuer %s, %s) was imported, and generate is false: the rotation does not create "
+                "the new root inside Vault on its own. Give the new root's certificate and key in pem_bundle (role: "
+                "istio_vault_ca_root_rotation_pem_bundle), or ask for a root generated in Vault on purpose (role: "
+                "istio_vault_ca_root_rotation_common_name). Nothing was changed."
+                % (req.root_mount, old.issuer_id, summary(old.cert)["subject"]))
+        return self.generate(name, old)
+
+    def import_new(self, name):
+        """B from pem_bundle: issuers/import/bundle (idempotent: a bundle already in the mount answers with its
+        issuer), then its issuer_name, by which a killed run finds it."""
+        req = self.req
+        self.writes.append("%s/issuers/import/bundle" % req.root_mount)
+        self.writes.append("%s/issuer/(new)" % req.root_mount)
+        if self.check_mode:
+            return None
+        response = self.client.write("%s/issuers/import/bundle" % req.root_mount, {"pem_bundle": req.bundle_text},
+                                     action="import the new root CA into", capability="update")
+        self.warnings.extend(vault_warnings(response))
+        issuer_id = find_issuer(self.client, req.root_mount, response, req.cert)
+        self.writes[-1] = "%s/issuer/%s" % (req.root_mount, issuer_id)
+        self.client.write("%s/issuer/%s" % (req.root_mount, issuer_id), {"issuer_name": name},
+                          action="name the new root issuer in", capability="update")
+        new = self.issuer(issuer_id)
+        if not new.key_id:
+            raise MeshPkiError("The new root imported into '%s' (issuer %s) has no key in Vault, so it cannot sign "
+                               "the intermediates: give its unencrypted key in pem_bundle. The record was not "
+                               "written." % (req.root_mount, issuer_id))
+        return new
 
     def generate(self, name, old):
         """B: root/rotate/internal in the root mount (the default issuer does not move)."""
@@ -320,7 +391,13 @@ class Rotation(object):
             advanced, waiting, next_at = self.advance(record, default)
         after_record = Record(read_secret(self.client, req.kv_mount, req.path)) if self.writes and \
             not self.check_mode else None
-        after = self.view(after_record, None) if after_record is not None else self.planned_after(before)
+        if self.planned is not None and self.check_mode:  # the record as a real run would write it
+            after_record = Record(KvSecret(req.kv_mount, req.path, self.planned, record.secret.version + 1,
+                                           record.secret.current_version + 1))
+        after = dict(before) if after_record is None else \
+            self.view(after_record, self.planned_default or default.issuer_id)
+        if self.check_mode:
+            after["writes"] = list(self.writes)
         return self.result(record, after_record, before, after, advanced, waiting, next_at)
 
     def converge(self, record, default):
@@ -354,18 +431,15 @@ class Rotation(object):
             name = "rotation-%s-%d" % (default.issuer_id[:8], record.secret.current_version + 1)
             new = self.issuer_named(name)
             if new is None:
-                new = self.generate(name, default)
+                new = self.new_root(name, default)
             elif new.issuer_id == default.issuer_id or not new.key_id:
                 raise MeshPkiError("The issuer named '%s' in '%s' cannot be the new root (it is the current root, or "
                                    "its key is not in Vault). Rename it. Nothing was changed." % (name, req.root_mount))
-            new_id = new.issuer_id if new is not None else None
-            if new is None:  # check mode: B is not generated, so the record cannot name it yet
-                self.writes.append("%s/data/%s" % (req.kv_mount, req.path))
-            else:
-                self.write_record(record, dict(phase="trust", old_issuer_id=default.issuer_id, new_issuer_id=new_id,
-                                               new_issuer_name=name, trusted="%s,%s" % (default.issuer_id, new_id),
-                                               signer=default.issuer_id, trust_at=stamp, sign_at="", retire_at="",
-                                               aborted_at="", next_phase_at=iso(self.later(req.margin))))
+            new_id = new.issuer_id if new is not None else PLANNED  # check mode: B is not generated
+            self.write_record(record, dict(phase="trust", old_issuer_id=default.issuer_id, new_issuer_id=new_id,
+                                           new_issuer_name=name, trusted="%s,%s" % (default.issuer_id, new_id),
+                                           signer=default.issuer_id, trust_at=stamp, sign_at="", retire_at="",
+                                           aborted_at="", next_phase_at=iso(self.later(req.margin))))
             return "trust", [], self.later(req.margin)
         if phase in ("retire", "aborted") and not record.active:
             return None, ["no rotation in progress: the last one ended with '%s' at %s; run with rotation=start "
@@ -430,19 +504,20 @@ class Rotation(object):
         if record is None:
             return {}
         view = dict((name, record.fields[name]) for name in RECORD_FIELDS if record.fields[name])
-        view["roots"] = [summary(self.issuer(i).cert)["serial"] for i in record.trusted_ids]
+        view["roots"] = [self.serial(i) for i in record.trusted_ids]
         if default_id:
             view["default_issuer"] = default_id
         return view
 
-    def planned_after(self, before):
-        after = dict(before)
-        after["writes"] = list(self.writes)
-        return after
+    def serial(self, issuer_id):
+        return PLANNED if issuer_id == PLANNED else summary(self.issuer(issuer_id).cert)["serial"]
 
     def roots(self, record):
         found = []
         for issuer_id in record.trusted_ids:
+            if issuer_id == PLANNED:
+                found.append(dict(issuer_id=None, serial=PLANNED, subject=None, not_after=None, certificate=None))
+                continue
             info = summary(self.issuer(issuer_id).cert)
             found.append(dict(issuer_id=issuer_id, serial=info["serial"], subject=info["subject"],
                               not_after=info["not_after"], certificate=cert_pem(self.issuer(issuer_id).cert)))
@@ -452,7 +527,7 @@ class Rotation(object):
         req = self.req
         final = after_record or record
         default = read_default_issuer(self.client, req.root_mount) if self.writes and not self.check_mode else \
-            self.default
+            self.issuer(self.planned_default or self.default.issuer_id)
         signer_id = default.issuer_id
         self._issuers.setdefault(signer_id, default)
         phase = advanced or final.phase
@@ -462,13 +537,18 @@ class Rotation(object):
             chain = None
             if current is not None:
                 root = next((self.issuer(i) for i in set(final.trusted_ids + [signer_id or ""]) if i and
-                             not signer_problem(current.cert, self.issuer(i).cert)), None)
+                             i != PLANNED and not signer_problem(current.cert, self.issuer(i).cert)), None)
                 chain = "%s -> %s" % (summary(current.cert)["serial"],
                                       summary(root.cert)["serial"] if root else "(no trusted root)")
             clusters.append(dict(name=cluster["name"], phase=phase or "none", verified=cluster["verified"],
                                  roots=[r["serial"] for r in self.roots(final)], signing_chain=chain,
                                  next_phase_at=iso(next_at) if next_at else None))
-        if advanced:
+        if self.check_mode and self.writes:
+            plan = "advance to phase '%s'" % advanced if advanced else \
+                "complete the phase '%s'" % (record.phase or "none")
+            message = "Check mode, nothing was written: a real run would %s, with %d write(s): %s." % (
+                plan, len(self.writes), ", ".join(self.writes))
+        elif advanced:
             message = "Advanced to phase '%s'." % advanced
         elif waiting:
             message = "Phase '%s': waiting for %s%s." % (
@@ -482,5 +562,6 @@ class Rotation(object):
             message=message, record=dict((k, v) for k, v in final.fields.items()),
             record_path="%s/data/%s" % (req.kv_mount, req.path), roots=self.roots(final),
             signer_issuer_id=signer_id, clusters=clusters, writes=list(self.writes),
+            signer=dict(certificate=cert_pem(default.cert), issuer_id=signer_id, key_id=default.key_id or ""),
             diff=dict(before=before, after=after, before_header=header, after_header=header),
         )

@@ -136,6 +136,13 @@ path "secret/metadata/pki-trust" {
 # path "pki/root/rotate/internal" {
 #   capabilities = ["update"]
 # }
+# ... or, with istio_vault_ca_root_rotation_pem_bundle, the new root imported and named (pki/issuer/<id>):
+# path "pki/issuers/import/bundle" {
+#   capabilities = ["update"]
+# }
+# path "pki/issuer/+" {
+#   capabilities = ["read", "update", "delete"]
+# }
 
 # --- istiod's policy (istio_vault_ca_policy_name: istioca) ------------------------------------------------
 path "sys/policies/acl/istioca" {

@@ -60,19 +60,56 @@ def test_a_given_root_that_does_not_sign_the_intermediate_is_checked_against_vau
     assert fake.paths("POST") == []
 
 
-def test_a_new_root_in_vault_is_planned_on_vaults_root_not_the_given_one():
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_new_root_in_vault_is_planned_on_vaults_root_not_the_given_one(check_mode):
     # Vault has a new root; the given one is the new root too: the intermediate (signed by the old root) is due,
-    # and the plan names the root as read from Vault.
+    # and the plan names the root as read from Vault (check mode: the given issuer as Vault has it).
     world = World()
     new_root = make_cert("CN=tetrate.io", key=make_key("ec", 256), days=365)
     fake = vault(world, world.stored())
     fake.responses[("GET", "pki/issuer/default")] = issuer_body(new_root, "root2", "root-key2")
-    ca, result = run(fake, True, root_ca=root_ca(new_root, "root2", "root-key2"))
-    assert result["action"] == "issue" and result["changed"] is True and fake.paths("POST") == []
+    fake.responses[("GET", "pki/issuer/root2")] = issuer_body(new_root, "root2", "root-key2")
+    fake.responses[("POST", "istioca/intermediate/generate/exported")] = {"data": {}}  # the real run stops there
+    if check_mode:
+        ca, result = run(fake, True, root_ca=root_ca(new_root, "root2", "root-key2"))
+        assert result["action"] == "issue" and result["changed"] is True and fake.paths("POST") == []
+    else:
+        with pytest.raises(MeshPkiError, match="returned no private_key"):
+            run(fake, False, root_ca=root_ca(new_root, "root2", "root-key2"))
     # read once, after the given root said the intermediate is due
-    assert fake.paths() == ["sys/mounts", "istioca/issuer/default", "secret/data/istioca", "pki/issuer/default"]
-    assert any(reason.startswith("it is not signed by the current root CA of 'pki' (serial %s)"
-                                 % cert_info(new_root)["serial"]) for reason in result["reasons"])
+    read = "pki/issuer/root2" if check_mode else "pki/issuer/default"
+    assert fake.paths()[:4] == ["sys/mounts", "istioca/issuer/default", "secret/data/istioca", read]
+    if check_mode:
+        assert any(reason.startswith("it is not signed by the current root CA of 'pki' (serial %s)"
+                                     % cert_info(new_root)["serial"]) for reason in result["reasons"])
+
+
+def test_check_mode_plans_on_the_given_root_that_is_not_the_default_yet():
+    """rotate_root in check mode: the rotation task would make B the root mount's default issuer (nothing is
+    written), and passes B as root_ca - the intermediate (signed by A, Vault's default) would be re-issued from B,
+    as a real run does once B is the default. A real run still plans on Vault's default issuer."""
+    world = World()
+    root_b = make_cert("CN=tetrate.io", key=make_key("ec", 256), days=365)
+    fake = vault(world, world.stored())
+    fake.responses[("GET", "pki/issuer/root-b")] = issuer_body(root_b, "root-b", "root-key-b")
+    ca, result = run(fake, True, root_ca=root_ca(root_b, "root-b", "root-key-b"))
+    assert result["action"] == "issue" and result["changed"] is True and fake.paths("POST") == []
+    assert "pki/issuer/default" not in fake.paths() and "pki/issuer/root-b" in fake.paths()
+    assert any("(serial %s)" % cert_info(root_b)["serial"] in reason for reason in result["reasons"])
+    assert result["diff"]["after"]["serial"] == "(new)" and result["diff"]["after"]["kv_version"] == 2
+    real = vault(world, world.stored())
+    ca, result = run(real, False, root_ca=root_ca(root_b, "root-b", "root-key-b"))
+    assert result["action"] == "none" and real.paths("POST") == []
+
+
+@pytest.mark.parametrize("issuer_id", [None, "gone"])
+def test_check_mode_with_a_given_root_vault_does_not_have_plans_on_the_default(issuer_id):
+    world = World()
+    other = make_cert("CN=tetrate.io", key=make_key("ec", 256), days=365)
+    fake = vault(world, world.stored())
+    ca, result = run(fake, True, root_ca=root_ca(other, issuer_id, "other-key"))
+    assert result["action"] == "none" and result["changed"] is False
+    assert fake.paths()[-1] == "pki/issuer/default"
 
 
 def test_the_given_root_is_checked_like_the_one_read():

@@ -494,3 +494,73 @@ def test_a_certificate_expiring_this_very_moment_is_expired(monkeypatch):
     with pytest.raises(MeshPkiError) as err:
         RootRequest(params(common_name=None, certificate=cert_pem(cert)))
     assert "expired" in str(err.value)
+
+
+# -- a root rotation moved the default issuer (issue 18): the record says both roots are the root --------------
+
+def rotated_vault(record, default_key="key-b"):
+    """The mount after a rotation: A (iss-a, CN=tetrate.io RSA) and B (iss-b, CN=mesh root 2027, EC) - B default."""
+    root_a = make_cert("CN=tetrate.io", days=365)
+    root_b = make_cert("CN=mesh root 2027", key=make_key("ec", 256), days=365)
+    answers = {("GET", "sys/mounts"): pki_mount(),
+               ("GET", "pki/config/issuers"): {"data": {"default": "iss-b"}},
+               ("GET", "pki/issuer/iss-a"): issuer_body(root_a, "iss-a", "key-a"),
+               ("GET", "pki/issuer/iss-b"): issuer_body(root_b, "iss-b", default_key)}
+    if record is not None:
+        answers[("GET", "secret/data/roots/pki")] = {"data": {"data": record, "metadata": {"version": 3}}}
+    return FakeVault(answers, strict_writes=True), root_a, root_b
+
+
+@pytest.mark.parametrize("phase", ["sign", "retire"])
+def test_the_new_root_of_a_rotation_is_the_root_while_the_request_describes_the_old_one(phase):
+    vault, _a, root_b = rotated_vault({"phase": phase, "old_issuer_id": "iss-a", "new_issuer_id": "iss-b"})
+    result = manage_root(ModuleStub(params(trust_bundle_path="roots/pki", kv_mount="secret"), vault))
+    assert vault.writes() == [] and result["changed"] is False and result["action"] == "none"
+    assert result["issuer_id"] == "iss-b" and result["certificate"] == cert_pem(root_b)
+    assert vault.paths() == ["sys/mounts", "pki/issuer/default", "secret/data/roots/pki", "pki/issuer/iss-a"]
+    assert any("root rotation recorded at 'secret/data/roots/pki' (phase %s)" % phase in note
+               for note in result["pending_changes"]), result["pending_changes"]
+
+
+def test_an_imported_old_root_is_not_imported_again_over_the_new_one():
+    vault, root_a, _b = rotated_vault({"phase": "sign", "old_issuer_id": "iss-a", "new_issuer_id": "iss-b"})
+    key = make_key("rsa", 2048)
+    root_a = make_cert("CN=imported root", key=key, days=365)
+    vault.answers[("GET", "pki/issuer/iss-a")] = issuer_body(root_a, "iss-a", "key-a")
+    bundle = cert_pem(root_a) + key_pem(key)
+    result = manage_root(ModuleStub(params(common_name=None, pem_bundle=bundle, trust_bundle_path="roots/pki"),
+                                    vault))
+    assert vault.writes() == [] and result["action"] == "none" and result["issuer_id"] == "iss-b"
+
+
+@pytest.mark.parametrize("record", [
+    None,  # no record
+    {"phase": "", "old_issuer_id": "", "new_issuer_id": ""},  # no rotation ran
+    {"phase": "sign", "old_issuer_id": "iss-x", "new_issuer_id": "iss-y"},  # another rotation's roots
+])
+def test_a_different_root_the_record_does_not_explain_is_still_refused(record):
+    vault, _a, _b = rotated_vault(record)
+    with pytest.raises(MeshPkiError, match="already has a different root CA"):
+        manage_root(ModuleStub(params(trust_bundle_path="roots/pki"), vault))
+    assert vault.writes() == []
+
+
+def test_the_request_must_describe_the_rotations_other_root():
+    vault, _a, _b = rotated_vault({"phase": "retire", "old_issuer_id": "iss-a", "new_issuer_id": "iss-b"})
+    with pytest.raises(MeshPkiError, match="already has a different root CA"):
+        manage_root(ModuleStub(params(common_name="another.example", trust_bundle_path="roots/pki"), vault))
+    assert vault.writes() == []
+
+
+def test_without_trust_bundle_path_no_record_is_read():
+    vault, _a, _b = rotated_vault({"phase": "sign", "old_issuer_id": "iss-a", "new_issuer_id": "iss-b"})
+    with pytest.raises(MeshPkiError, match="already has a different root CA"):
+        manage_root(ModuleStub(params(), vault))
+    assert "secret/data/roots/pki" not in vault.paths()
+
+
+def test_a_root_that_matches_reads_no_record():
+    vault, _a, _b = rotated_vault({"phase": "sign", "old_issuer_id": "iss-a", "new_issuer_id": "iss-b"})
+    result = manage_root(ModuleStub(params(common_name="mesh root 2027", key_type="ec", trust_bundle_path="roots/pki"),
+                                    vault))
+    assert result["action"] == "none" and vault.paths() == ["sys/mounts", "pki/issuer/default"]

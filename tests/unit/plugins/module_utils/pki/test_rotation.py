@@ -102,6 +102,44 @@ def test_check_mode_says_what_it_would_write_and_writes_nothing():
     assert result["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
 
 
+def test_check_mode_returns_the_record_and_signer_a_real_run_would_write():
+    """rotate_root --check: the result (phase, record, roots, signer - the root the intermediates would be re-issued
+    from) and --diff's after are what a real run writes, not what Vault holds."""
+    fake = vault(record=trust_record(), intermediate=make_intermediate(A))
+    result = run(fake, check_mode=True)
+    assert fake.writes() == []
+    assert result["signer_issuer_id"] == "b" and result["record"]["phase"] == "sign"
+    assert result["record"]["signer"] == "b" and result["record"]["sign_at"] == "2026-12-07T12:00:00Z"
+    assert [r["issuer_id"] for r in result["roots"]] == ["a", "b"] and result["roots"][1]["certificate"] == pem(B.cert)
+    diff = result["diff"]
+    assert (diff["before"]["phase"], diff["after"]["phase"]) == ("trust", "sign")
+    assert (diff["before"]["default_issuer"], diff["after"]["default_issuer"]) == ("a", "b")
+    assert diff["after"]["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
+    assert result["message"].startswith("Check mode, nothing was written: a real run would advance to phase 'sign'")
+
+
+def test_check_mode_start_names_the_root_it_would_generate():
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    fake.answers[("LIST", "pki/issuers")] = {"data": {"keys": ["a"], "key_info": {"a": {"issuer_name": ""}}}}
+    result = run(fake, check_mode=True)
+    assert fake.writes() == [] and result["phase"] == "trust" and result["changed"]
+    assert result["writes"] == ["pki/root/rotate/internal", "secret/data/pki-trust"]
+    assert [r["serial"] for r in result["roots"]][1] == "(new root)" and result["roots"][1]["certificate"] is None
+    assert result["signer_issuer_id"] == "a" and result["record"]["new_issuer_id"] == "(new root)"
+    assert result["diff"]["after"]["phase"] == "trust" and result["diff"]["after"]["roots"][1] == "(new root)"
+    assert result["clusters"][0]["roots"][1] == "(new root)" and result["clusters"][0]["phase"] == "trust"
+
+
+def test_check_mode_abort_from_sign_plans_the_old_root_as_signer():
+    fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-07T11:00:00Z"), default="b",
+                 intermediate=make_intermediate(B))
+    result = run(fake, check_mode=True, rotation="abort")
+    assert fake.writes() == [] and result["phase"] == "aborted" and result["signer_issuer_id"] == "a"
+    assert result["writes"] == ["secret/data/pki-trust", "pki/config/issuers"]
+    assert [r["issuer_id"] for r in result["roots"]] == ["a", "b"]  # B stays trusted until its chain expired
+    assert result["diff"]["after"]["signer"] == "a" and result["diff"]["after"]["default_issuer"] == "a"
+
+
 def test_sign_waits_until_every_intermediate_is_signed_by_the_new_root():
     fake = vault(record=trust_record(phase="sign", signer="b", sign_at="2026-12-06T00:00:00Z"), default="b",
                  intermediate=make_intermediate(A))
@@ -177,3 +215,87 @@ def test_advance_never_takes_the_given_root():
     east = {"name": "east", "intermediate_mount": "istioca-east", "verified": False}
     run(fake, rotation="advance", clusters=[east], root_ca=ROOT_A)
     assert "pki/issuer/default" in fake.paths()
+
+
+# -- the new root: imported (pem_bundle), or generated with its own subject and key (issue 18) -----------------
+
+def key_text(pair):
+    return pair.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+
+
+def start_vault(key_id="k-a"):
+    fake = vault(record={"root-cert.pem": pem(A.cert), "trusted": "a"})
+    fake.answers[("GET", "pki/issuer/a")]["data"]["key_id"] = key_id
+    fake.answers[("POST", "secret/data/pki-trust")] = {"data": {"version": 5}}
+    return fake
+
+
+def test_start_imports_the_new_root_from_pem_bundle_and_names_it():
+    fake = start_vault()
+    fake.answers[("POST", "pki/issuers/import/bundle")] = {"data": {"imported_issuers": ["b"],
+                                                                    "mapping": {"b": "k-b"}}}
+    fake.answers[("POST", "pki/issuer/b")] = {"data": {"issuer_id": "b"}}
+    result = run(fake, pem_bundle=pem(B.cert) + key_text(B), generate=False)
+    assert result["advanced"] and result["phase"] == "trust"
+    assert fake.writes() == [("POST", "pki/issuers/import/bundle"), ("POST", "pki/issuer/b"),
+                             ("POST", "secret/data/pki-trust")]
+    assert fake.body("POST", "pki/issuers/import/bundle") == {"pem_bundle": pem(B.cert) + key_text(B)}
+    assert fake.body("POST", "pki/issuer/b") == {"issuer_name": "rotation-a-5"}
+    record = fake.body("POST", "secret/data/pki-trust")["data"]
+    assert record["new_issuer_id"] == "b" and record["root-cert.pem"] == pem(A.cert) + pem(B.cert)
+
+
+def test_start_in_check_mode_with_pem_bundle_writes_nothing():
+    fake = start_vault()
+    result = run(fake, check_mode=True, pem_bundle=pem(B.cert) + key_text(B))
+    assert fake.writes() == [] and result["changed"] and result["phase"] == "trust"
+    assert result["writes"][0] == "pki/issuers/import/bundle"
+
+
+@pytest.mark.parametrize("key_id, more, message", [
+    ("k-a", dict(generate=False), "was imported, and generate is false"),
+    ("", {}, "has no key in Vault"),
+], ids=["imported-root", "offline-root"])
+def test_start_without_pem_bundle_is_refused_before_any_write_when_b_must_not_be_generated(key_id, more, message):
+    fake = start_vault(key_id=key_id)
+    with pytest.raises(MeshPkiError, match=message) as err:
+        run(fake, **more)
+    assert "istio_vault_ca_root_rotation_pem_bundle" in str(err.value)
+    assert fake.writes() == []
+
+
+def test_a_killed_import_is_adopted_by_name_whatever_generate_says():
+    fake = start_vault()
+    fake.answers[("LIST", "pki/issuers")] = {"data": {"keys": ["a", "b"], "key_info": {
+        "a": {"issuer_name": ""}, "b": {"issuer_name": "rotation-a-5"}}}}
+    result = run(fake, generate=False)
+    assert result["phase"] == "trust" and fake.writes() == [("POST", "secret/data/pki-trust")]
+
+
+def test_pem_bundle_holding_the_current_root_is_refused():
+    fake = start_vault()
+    with pytest.raises(MeshPkiError, match="holds the current root"):
+        run(fake, pem_bundle=pem(A.cert) + key_text(A))
+    assert fake.writes() == []
+
+
+@pytest.mark.parametrize("more, message", [
+    (dict(key_bits=384), "key_bits 384 needs key_type"),
+    (dict(key_type="ec", key_bits=2048), "key_bits 2048 is not valid with key_type ec"),
+    (dict(pem_bundle=pem(B.cert) + key_text(B), common_name="x"), "common_name only apply to a new root generated"),
+    (dict(pem_bundle=pem(B.cert) + key_text(B), key_type="ec"), "key_type only apply"),
+    (dict(pem_bundle=pem(B.cert)), "pem_bundle must hold the CA certificate and exactly one"),
+])
+def test_the_new_roots_options_are_checked_before_any_request(more, message):
+    with pytest.raises(MeshPkiError, match=message):
+        RotationRequest(params(**more))
+
+
+def test_start_generates_b_with_the_given_subject_and_key():
+    fake = start_vault()
+    fake.answers[("POST", "pki/root/rotate/internal")] = {"data": {"issuer_id": "b"}}
+    run(fake, common_name="root 2027", key_type="ec", key_bits=384, root_ttl="87600h")
+    assert fake.body("POST", "pki/root/rotate/internal") == {
+        "common_name": "root 2027", "key_type": "ec", "key_bits": 384, "issuer_name": "rotation-a-5",
+        "ttl": "%ds" % (87600 * 3600)}
