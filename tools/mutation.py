@@ -40,7 +40,8 @@ equal), and every changed literal is text of a message, that is:
    ``raise SomeError(<message>, ...)``, or an argument listed in MESSAGE_ARGUMENTS below: the module's
    warnings (``<x>.warnings.append/extend``, ``<x>.warn``, ``<x>.deprecate``), ``fail_json/exit_json(msg=)``,
    the ``action=`` verb phrase the Vault client words its errors with ("cannot <action> <path>: ..."), the
-   detail of a check in istio/bundle.py's report (what istio_ca_verify fails with);
+   detail of a check in istio/bundle.py's report (what istio_ca_verify fails with), the message of a finding
+   in istio/diagnose.py (what istio_ca_diagnose reports; the check's name and status are scored);
 2. it is reached from there only through string building: ``+``, ``%`` (either side), tuples and lists,
    f-strings, ``str.format`` and ``str.join`` (receiver or arguments), ``a or "text"``, the two branches of
    ``a if c else b`` (not through a dict, an index, a comparison, another call: ``"%(k)s" % {"XXkXX": v}``
@@ -205,8 +206,14 @@ def _run_quietly(cmd, env, every=60):
 
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[a-zA-Z%]")
 # Message arguments besides ``raise SomeError(<message>, ...)``: (function or method name, the receiver's name
-# ends with - "" for any receiver or none -, positional index or None, keyword or None).
+# ends with - "" for any receiver or none -, positional index or None, keyword or None). The first entry whose
+# name and receiver match a call decides for it (``found.warn``'s first argument is a check name, not a message).
 MESSAGE_ARGUMENTS = [
+    # istio/diagnose.py's Findings: a check's name (scored) and its message, what istio_ca_diagnose reports
+    ("ok", "found", 1, "message"),
+    ("warn", "found", 1, "message"),
+    ("problem", "found", 1, "message"),
+    ("skip", "found", 1, "why"),
     ("append", "warnings", 0, None),  # self.warnings.append(...): the module's warnings
     ("extend", "warnings", 0, None),
     ("warn", "", 0, "msg"),  # module.warn(...), warnings.warn(...)
@@ -269,9 +276,8 @@ def _is_message_argument(call, field, index):
     receiver = _name(call.func.value) if isinstance(call.func, ast.Attribute) else ""
     keyword = call.keywords[index].arg if field == "keywords" else None
     for function, receiver_suffix, position, keyword_name in MESSAGE_ARGUMENTS:
-        if name == function and receiver.endswith(receiver_suffix) and (
-                (field == "args" and index == position) or (keyword is not None and keyword == keyword_name)):
-            return True
+        if name == function and receiver.endswith(receiver_suffix):
+            return (field == "args" and index == position) or (keyword is not None and keyword == keyword_name)
     return False
 
 

@@ -110,3 +110,20 @@ def test_the_interval_of_a_sampled_score():
     low, high = mutation.wilson(360, 400)
     assert 86.6 < low < 86.7 and 92.5 < high < 92.6  # 90 % measured on 400: 86.7-92.6 %
     assert mutation.wilson(0, 0) == (0.0, 100.0)
+
+
+def test_the_messages_of_the_diagnose_findings_are_messages_their_names_are_not():
+    orig = ('def f(self, mount, facts):\n'
+            '    self.found.warn("root_ca", "%s: plan the rotation." % facts)\n'
+            '    self.found.problem("mounts", "no auth method at \'auth/%s/\'" % mount)\n'
+            '    self.found.ok("policy", "grants " + ", ".join(["a", "b"]))\n'
+            '    self.found.skip("target", "no target given")\n'
+            '    self.module.warn("cannot revoke")\n')
+    for old, new in (('"%s: plan the rotation."', '"XX%s: plan the rotation.XX"'),
+                     ("\"no auth method at 'auth/%s/'\"", "\"XXno auth method at 'auth/%s/'XX\""),
+                     ('"a"', '"XXaXX"'), ('"no target given"', '"NO TARGET GIVEN"'),
+                     ('"cannot revoke"', '"XXcannot revokeXX"')):
+        assert mutation.message_only(orig, orig.replace(old, new)), new
+    for old, new in (('"root_ca"', '"XXroot_caXX"'), ('"mounts"', '"XXmountsXX"'), ('"policy"', '"XXpolicyXX"'),
+                     ('"target"', '"XXtargetXX"'), ('"%s: plan the rotation."', '"%S: PLAN THE ROTATION."')):
+        assert not mutation.message_only(orig, orig.replace(old, new)), new
