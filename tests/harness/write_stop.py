@@ -11,13 +11,12 @@ SIGKILL - what an AWX node that dies mid-job leaves behind.
 """
 
 import http.client
-import socket
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness.audit import is_login
 from harness.openbao import free_port
+from harness.relay import drop, serve
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 HOP_HEADERS = ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection")
@@ -43,26 +42,7 @@ class WriteStop(object):
         return "http://127.0.0.1:%d" % self.port
 
     def start(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                proxy.handle(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = do_HEAD = handle_any
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
-        server.allow_reuse_address = True
-        server.daemon_threads = True
-        server.server_bind()
-        server.server_activate()
-        self.server = server
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server, _thread = serve(self.port, self.handle)
         return self
 
     def stop(self):
@@ -77,14 +57,6 @@ class WriteStop(object):
     def __exit__(self, *exc):
         self.stop()
 
-    @staticmethod
-    def _drop(handler):
-        handler.close_connection = True
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
     def handle(self, handler):
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
@@ -96,7 +68,7 @@ class WriteStop(object):
         with self.lock:
             if self.fired.is_set() or (is_write and self.after is not None and len(self.writes) >= self.after):
                 self.refused.append((method, vault_path))
-                return self._drop(handler)
+                return drop(handler)
             if is_write:
                 self.writes.append((method, vault_path))
                 last = self.after is not None and len(self.writes) == self.after
@@ -107,7 +79,7 @@ class WriteStop(object):
             resp = conn.getresponse()
             status, reason, resp_headers, data = resp.status, resp.reason, resp.getheaders(), resp.read()
         except (OSError, http.client.HTTPException):
-            return self._drop(handler)
+            return drop(handler)
         finally:
             conn.close()
         if last:  # the N-th write is done in Vault: stop the client before it hears of it
@@ -115,7 +87,7 @@ class WriteStop(object):
                 self.fired.set()
             if self.action is not None:
                 self.action()
-            return self._drop(handler)
+            return drop(handler)
         handler.send_response(status, reason)
         for key, value in resp_headers:
             if key.lower() not in HOP_HEADERS and key.lower() != "content-length":

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,13 +23,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer, _clean_env, bao_binary, free_port, is_listening
+from harness.relay import drop, serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -189,27 +188,7 @@ class FaultProxy(object):
         return "http://127.0.0.1:%d" % self.port
 
     def start(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                proxy.handle(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = do_HEAD = handle_any
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler, bind_and_activate=False)
-        server.allow_reuse_address = True
-        server.daemon_threads = True
-        server.server_bind()
-        server.server_activate()
-        self.server = server
-        self.thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.server, self.thread = serve(self.port, self.handle)
         FaultProxy.started.append(self)
         return self
 
@@ -241,11 +220,7 @@ class FaultProxy(object):
         return None
 
     def _drop(self, handler):
-        handler.close_connection = True
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        drop(handler)
 
     def _upstream_order(self):
         with self.lock:

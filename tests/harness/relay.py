@@ -1,0 +1,41 @@
+"""The HTTP plumbing of the tests' proxies in front of OpenBao (tests/harness/write_stop.py, the reliability
+suite's FaultProxy): a threaded server on 127.0.0.1 that hands every request, whatever its method, to one
+callable, and a way to drop a client's connection without an answer (what a dead server or a cut network leaves)."""
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def serve(port, handle):
+    """Listen on 127.0.0.1:``port`` and call ``handle(handler)`` for every request (any method); returns
+    (server, thread). ``server.shutdown(); server.server_close()`` stops it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def handle_any(self):
+            handle(self)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = do_HEAD = handle_any
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler, bind_and_activate=False)
+    server.allow_reuse_address = True
+    server.daemon_threads = True
+    server.server_bind()
+    server.server_activate()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def drop(handler):
+    """Close the client's connection without an answer."""
+    handler.close_connection = True
+    try:
+        handler.connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
