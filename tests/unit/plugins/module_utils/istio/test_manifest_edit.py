@@ -255,8 +255,7 @@ def test_write_errors_name_the_path_given_and_leave_no_temporary_file(tmp_path):
     directory.mkdir()
     with pytest.raises(MeshPkiError) as err:
         write_file(TaskModule({}), str(directory), "a: 2\n", backup=False)
-    assert str(err.value).startswith("Cannot write the manifest '%s': " % directory)
-    assert str(err.value).endswith("; it was left as it was.")
+    assert str(err.value) == "Cannot write the manifest '%s': Is a directory; it was left as it was." % directory
     assert sorted(os.listdir(str(tmp_path))) == ["manifests", "plain.yaml"] and os.listdir(str(directory)) == []
 
 
@@ -276,3 +275,123 @@ def test_a_region_removed_as_a_whole_rewrites_only_its_parent():
         "accessLogFile": "/dev/stdout", "defaultConfig": {"holdApplicationUntilProxyStarts": True}}
     assert "  hub: x   # the mirror\n" in out and "    accessLogFile: /dev/stdout   # the log\n" in out
     assert not [note for note in notes if "of 'iop.yaml'" not in note or "inside spec of" in note]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# more edges (a second sample of mutants, seed 2)
+# ---------------------------------------------------------------------------------------------------------
+
+def test_a_flow_mapping_closed_on_its_own_line_ends_the_rewritten_mapping():
+    text = ("apiVersion: install.tetrate.io/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cp\nspec:\n"
+            "  components:\n    istio:\n      kubeSpec:\n        deployment:\n          resources: {\n"
+            "            cpu: 1\n            }\n      traceSamplingRate: 100   # sampled\n")
+    new, out, notes = render(text, CP)
+    assert yaml.safe_load(out) == new and notes == []
+    assert out.endswith("\n      traceSamplingRate: 100   # sampled\n")
+
+
+def test_a_comment_line_at_the_margin_inside_the_rewritten_mapping_is_reported():
+    text = ("apiVersion: install.tetrate.io/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cp\nspec:\n"
+            "  components:\n    istio:\n      kubeSpec:\n        deployment:\n          replicaCount: 2\n"
+            "# two replicas for HA\n          hub: x\n")
+    _new, _out, notes = render(text, CP)
+    assert notes == ["comments inside spec.components.istio.kubeSpec.deployment of 'm.yaml' are not kept: that "
+                     "mapping is rewritten (the rest of the file keeps its text)"]
+
+
+def test_a_file_of_two_documents_rewritten_as_a_whole_keeps_both():
+    text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: tsb}\n---\n" + FLOW_CP
+    manifest = Manifest("m.yaml", text)
+    new, out, notes = render(text, CP)
+    assert out == "---\n" + dump_yaml(manifest.docs[0]) + "---\n" + dump_yaml(new) and len(notes) == 1
+
+
+def test_the_diff_before_is_the_document_as_it_was(tmp_path):
+    path = tmp_path / "cp.yaml"
+    path.write_text("apiVersion: install.tetrate.io/v1alpha1\nkind: ControlPlane\nmetadata:\n  name: cp\n"
+                    "spec:\n  components:\n    istio:\n      kubeSpec:\n        deployment:\n"
+                    "          replicaCount: 2\n")
+    result = manage_annotations(TaskModule(task_params(path=str(path))))
+    assert result["changed"] is True and "podAnnotations" in result["diff"]["after"]
+    assert yaml.safe_load(result["diff"]["before"])["spec"] == {
+        "components": {"istio": {"kubeSpec": {"deployment": {"replicaCount": 2}}}}}
+
+
+def test_name_picks_the_document_among_objects_of_one_namespace(tmp_path):
+    path = tmp_path / "cp.yaml"
+    path.write_text("".join("---\napiVersion: install.tetrate.io/v1alpha1\nkind: ControlPlane\nmetadata:\n"
+                            "  name: %s\n  namespace: tsb\nspec: {hub: x}\n" % name for name in ("east", "west")))
+    result = manage_annotations(TaskModule(task_params(path=str(path), name="west")))
+    assert (result["name"], result["namespace"]) == ("west", "tsb")
+    with open(str(path)) as f:
+        docs = list(yaml.safe_load_all(f))
+    assert docs[0]["spec"] == {"hub": "x"} and "components" in docs[1]["spec"]
+
+
+def test_without_pyyaml_the_error_carries_the_import_error(monkeypatch):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.istio import manifest as manifest_mod
+
+    monkeypatch.setattr(manifest_mod, "HAS_YAML", False)
+    monkeypatch.setattr(manifest_mod, "YAML_IMPORT_ERROR", "Traceback: No module named 'yaml'")
+    with pytest.raises(MeshPkiError) as err:
+        dump_yaml({"a": 1})
+    assert "pip install PyYAML" in str(err.value)
+    assert err.value.details == {"exception": "Traceback: No module named 'yaml'"}
+
+
+def test_a_long_duplicate_key_is_shortened_in_the_message():
+    key = "k" * 100
+    with pytest.raises(MeshPkiError) as err:
+        Manifest("m.yaml", "%s: 1\n%s: 2\n" % (key, key))
+    assert "the key '%s...' appears twice" % key[:80] in str(err.value)
+
+
+def test_sizes_are_shown_in_bytes_and_mebibytes_rounded(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * 1520437 + b"\n")
+    with pytest.raises(MeshPkiError) as err:
+        Manifest.load(str(path), max_size=1520436)
+    assert "it is 1520438 bytes (1.5 MiB), over the limit of 1520436 bytes (1.5 MiB)" in str(err.value)
+
+
+def _fake_small_stat(monkeypatch, path, size):
+    real_stat = os.stat
+
+    def stat_(p, *args, **kwargs):
+        result = real_stat(p, *args, **kwargs)
+        if str(p) != path:
+            return result
+        fields = list(result[:10])
+        fields[6] = size  # st_size
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat_)
+
+
+def test_a_file_that_grows_after_its_size_was_checked_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "cp.yaml"
+    path.write_text("a: 1\n" * 100)
+    _fake_small_stat(monkeypatch, str(path), 10)
+    with pytest.raises(MeshPkiError) as err:
+        Manifest.load(str(path), max_size=50)
+    monkeypatch.undo()
+    assert "it is at least 51 bytes (0.0 MiB), over the limit of 50 bytes" in str(err.value)
+
+
+def test_a_manifest_that_cannot_be_opened_is_an_error_naming_it(tmp_path, monkeypatch):
+    import builtins
+
+    path = tmp_path / "cp.yaml"
+    path.write_text("a: 1\n")
+    real_open = builtins.open
+
+    def open_(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    with pytest.raises(MeshPkiError) as err:
+        Manifest.load(str(path))
+    monkeypatch.undo()
+    assert str(err.value) == "Cannot read the manifest '%s': Permission denied" % path

@@ -561,3 +561,43 @@ def test_the_result_describes_the_certificates_and_the_chain_root():
     assert [cert["subject"] for cert in certificates["roots"]] == ["CN=meshpki test root"]
     assert certificates["intermediate"]["subject"] == "CN=meshpki test intermediate"
     assert result["chain_root"]["subject"] == "CN=meshpki test root"
+
+
+def test_without_cryptography_the_bundle_cannot_be_verified_and_the_error_says_why(monkeypatch):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki import x509
+
+    monkeypatch.setattr(x509, "HAS_CRYPTOGRAPHY", False)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(Bundle().pem_params()))
+    assert str(err.value).startswith("Cannot verify the CA bundle from the PEM options: the Python library "
+                                     "'cryptography' is required")
+
+
+def test_checks_not_run_end_the_failure_message():
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(Bundle().pem_params(**{"ca-cert.pem": "garbage\n"})))
+    skipped = [check["name"] for check in err.value.details["checks"] if check.get("skipped")]
+    assert str(err.value).endswith(". Not run because of these failures: " + ", ".join(skipped))
+
+
+def test_a_directory_whose_name_ends_in_x_is_named_as_it_is(tmp_path):
+    directory = tmp_path / "cacerts-X"
+    directory.mkdir()
+    bundle = Bundle()
+    for file_name, text in bundle.texts().items():
+        if file_name != "root-cert.pem":
+            (directory / file_name).write_text(text)
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(params(path=str(directory) + "/")))
+    sources = err.value.details["sources"]
+    assert sources["ca-cert.pem"] == "%s/ca-cert.pem" % directory
+    assert sources["root-cert.pem"] == "%s/root-cert.pem (missing)" % directory
+
+
+@pytest.mark.parametrize("path, action", [("sys/policies/acl/istiod", "read the policy given in read_with_policy"),
+                                          (ROLE_PATH, "read the auth role istiod logs in with")])
+def test_a_failed_policy_or_role_read_says_what_was_read(path, action):
+    vault = probe_vault(probe_answers(Bundle(), extra={("GET", path): 500}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(auth_role=dict(AUTH_ROLE)), vault))
+    assert action in str(err.value) and path in str(err.value) and vault.writes() == []
