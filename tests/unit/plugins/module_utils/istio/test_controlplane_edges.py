@@ -4,7 +4,8 @@
 """istio/controlplane.py at its edges (the mutation survivors of issue #16 point 6): what the live mode sends to
 the Kubernetes API besides the patch (timeouts, field manager, the client built from the options), how a failed
 read is worded, a merge patch between values of different shapes that shares nothing with the object, a
-ROOT_CA_DIR set with valueFrom, agent_pre_populate_only, and the options named in warnings and errors."""
+ROOT_CA_DIR set with valueFrom, the options that reach the agent templates (agent_pre_populate_only, kv_mount,
+trust_bundle_path), ISTIO_MULTIROOT_MESH in extra_env, and the options named in warnings and errors."""
 
 import copy
 
@@ -164,3 +165,59 @@ def test_absent_multiroot_names_what_a_wrong_shape_was_to_hold():
         apply_absent(doc, IOP, desired_state(params(state="absent", istio_multiroot=True)))
     assert str(err.value).startswith("spec.meshConfig.defaultConfig is a list, expected a mapping")
     assert str(err.value).endswith("can hold the mesh's default proxy metadata.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# more edges (a second sample of mutants, seed 2)
+# ---------------------------------------------------------------------------------------------------------
+
+def test_a_live_run_that_changes_nothing_returns_the_object_read():
+    api = RecordingApi(controlplane())
+    first = live(api)
+    api.obj = first["after"]
+    again = live(api)
+    assert again["changed"] is False and again["object"] == again["before"] == first["after"]
+    assert [call for call, _kwargs in api.calls] == ["get", "patch", "get"]
+
+
+def test_without_the_kubernetes_library_live_mode_says_file_mode_does_not_need_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kubernetes.client", None)
+    with pytest.raises(MeshPkiError) as err:
+        custom_objects_api({}, print)
+    assert "pip install kubernetes" in str(err.value) and "file mode (path) does not need it" in str(err.value)
+
+
+def test_the_kv_mount_and_the_trust_bundle_path_reach_the_templates():
+    desired = desired_state(params(kv_mount="kv", trust_bundle_path="istioca-roots"))
+    templates = "\n".join(value for key, value in desired.annotations.items() if "agent-inject-template" in key)
+    assert 'secret "kv/data/istioca"' in templates and 'secret "kv/data/istioca-roots"' in templates
+    assert "pki/cert/ca" not in templates
+
+
+def test_an_extra_env_entry_without_value_is_named():
+    with pytest.raises(MeshPkiError) as err:
+        desired_state(params(extra_env=[{"name": "AUTO_RELOAD_PLUGIN_CERTS"}]))
+    assert str(err.value).startswith("extra_env entry 'AUTO_RELOAD_PLUGIN_CERTS' has no value")
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(istio_multiroot=False, extra_env=[{"name": "ISTIO_MULTIROOT_MESH", "value": "false"}]),
+    dict(istio_multiroot=True, state="absent", extra_env=[{"name": "ISTIO_MULTIROOT_MESH"}]),
+    dict(istio_multiroot=True, extra_env=[{"name": "ISTIO_MULTIROOT_MESH", "value": "true"}]),
+])
+def test_extra_env_may_set_istio_multiroot_mesh_unless_it_contradicts_istio_multiroot(overrides):
+    desired = desired_state(params(**overrides))
+    assert "ISTIO_MULTIROOT_MESH" in desired.owned_env
+    with pytest.raises(MeshPkiError, match="extra_env sets ISTIO_MULTIROOT_MESH to 'false' while istio_multiroot"):
+        desired_state(params(istio_multiroot=True, extra_env=[{"name": "ISTIO_MULTIROOT_MESH", "value": "false"}]))
+
+
+def test_a_container_of_the_wrong_shape_names_what_it_must_hold():
+    doc = controlplane()
+    doc["spec"]["components"]["istio"]["kubeSpec"] = {"deployment": ["not", "a", "mapping"]}
+    with pytest.raises(MeshPkiError) as err:
+        apply_present(doc, CP, GUIDE)
+    assert str(err.value).startswith("spec.components.istio.kubeSpec.deployment is a list, expected a mapping")
+    assert str(err.value).endswith("can hold env and podAnnotations.")
