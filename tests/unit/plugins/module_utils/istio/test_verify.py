@@ -1,7 +1,8 @@
 """verify_ca_bundle (istio_ca_verify's task): the report on PEM texts and on a directory without contacting Vault,
 the failure that keeps the whole report, min_days_left and the expiry warning; and with vault_paths, against the
 strict FakeVault: the four reads rendered as the agent renders them, the policy rules check that creates nothing,
-and the token probe's create/revoke bodies."""
+and the token probe's create/revoke bodies; then what each answer of Vault to the policy, default policy and auth
+role reads leads to (the mutation survivors of issue #16 point 6)."""
 
 import pytest
 
@@ -294,3 +295,309 @@ def test_token_probe_warns_when_the_token_cannot_be_revoked():
     assert result["valid"] is True and vault.hvac.token == "task-token"
     assert len(module.warnings) == 1 and "could not be revoked" in module.warnings[0]
     assert "expires within 60 seconds" in module.warnings[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# policy and auth role checks: what each answer of Vault leads to
+# ---------------------------------------------------------------------------------------------------------
+
+def probe_answers(bundle, policy=POLICY, extra=None):
+    answers = policy_answers(bundle, policy, {
+        ("POST", "auth/token/create"): {"auth": {"client_token": "probe-token"}},
+        ("POST", "auth/token/revoke-self"): None})
+    answers.update(extra or {})
+    return answers
+
+
+def probe_vault(answers):
+    vault = FakeVault(answers, strict_writes=True)
+    vault.hvac.token = "task-token"
+    return vault
+
+
+def vault_params(**overrides):
+    return params(**dict(dict(vault_paths=dict(VAULT_PATHS), read_with_policy="istiod"), **overrides))
+
+
+def test_policy_check_token_goes_on_to_the_probe_when_the_policy_cannot_be_read():
+    bundle = Bundle()
+    vault = probe_vault(probe_answers(bundle, extra={("GET", "sys/policies/acl/istiod"): 403}))
+    result = verify_ca_bundle(ModuleStub(vault_params(), vault))
+    assert result["valid"] is True and result["policy_check"] == "token" and result["policy_rules"] == {}
+    assert vault.writes() == [("POST", "auth/token/create"), ("POST", "auth/token/revoke-self")]
+    assert "sys/policies/acl/default" not in vault.paths()  # nothing to merge it with
+
+
+def test_a_policy_read_that_fails_otherwise_than_403_is_an_error_even_for_the_token_probe():
+    vault = probe_vault(probe_answers(Bundle(), extra={("GET", "sys/policies/acl/istiod"): 500}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(), vault))
+    assert "sys/policies/acl/istiod" in str(err.value) and vault.writes() == []
+
+
+def test_a_policy_without_text_grants_nothing():
+    vault = FakeVault(Bundle().vault_answers({("GET", "sys/policies/acl/istiod"): {"data": {}}}), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    assert "does not grant 'read' on 4 path(s)" in str(err.value) and vault.writes() == []
+
+
+UNPARSABLE = 'path "istioca/cert/*" { capabilities = ["read"] }\nidentity "x" {}\n'
+
+
+def test_policy_check_rules_refuses_a_policy_it_cannot_parse():
+    vault = FakeVault(policy_answers(Bundle(), policy=UNPARSABLE), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    assert "'istiod'" in str(err.value) and "policy_check=token" in str(err.value)
+    assert "sys/policies/acl/default" not in vault.paths()
+
+
+def test_policy_check_token_lets_vault_judge_a_policy_it_cannot_parse():
+    bundle = Bundle()
+    vault = probe_vault(probe_answers(bundle, policy=UNPARSABLE))
+    result = verify_ca_bundle(ModuleStub(vault_params(), vault))
+    assert result["valid"] is True and result["policy_rules"] == {}
+    assert ("POST", "auth/token/create") in vault.writes()
+
+
+def test_the_default_policy_adds_its_grants():
+    bundle = Bundle()
+    default = 'path "pki/cert/ca" { capabilities = ["read"] }\npath "secret/data/*" { capabilities = ["read"] }\n'
+    vault = FakeVault(policy_answers(bundle, policy='path "istioca/cert/*" { capabilities = ["read"] }\n', extra={
+        ("GET", "sys/policies/acl/default"): {"data": {"policy": default}}}), strict_writes=True)
+    result = verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    assert result["policy_rules"] == {"istioca/cert/ca": "istioca/cert/*", "istioca/cert/ca_chain": "istioca/cert/*",
+                                      "pki/cert/ca": "pki/cert/ca", "secret/data/istioca": "secret/data/*"}
+
+
+@pytest.mark.parametrize("default", [403, {"data": {"policy": UNPARSABLE}}, {"data": None}])
+def test_a_default_policy_that_cannot_be_used_adds_nothing(default):
+    vault = FakeVault(policy_answers(Bundle(), extra={("GET", "sys/policies/acl/default"): default}),
+                      strict_writes=True)
+    result = verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    assert result["valid"] is True and len(result["policy_rules"]) == 4
+
+
+def test_a_rule_that_decides_against_read_is_named_with_its_capabilities():
+    policy = POLICY + 'path "pki/cert/ca" { capabilities = ["deny"] }\n'
+    vault = FakeVault(policy_answers(Bundle(), policy=policy), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    message = str(err.value)
+    assert "on 1 path(s)" in message
+    assert "'pki/cert/ca' (root-cert.pem, the root certificate)" in message
+    assert "'path \"pki/cert/ca\"'" in message and "['deny', 'read']" in message
+
+
+AUTH_ROLE = {"kubernetes_auth_mount": "kubernetes-east", "name": "istiod"}
+ROLE_PATH = "auth/kubernetes-east/role/istiod"
+
+
+@pytest.mark.parametrize("role", [{"data": {"token_policies": ["istiod"]}}, {"data": {"policies": ["istiod"]}},
+                                  {"data": {"token_policies": [], "policies": ["default", "istiod"]}}])
+def test_an_auth_role_that_hands_out_the_policy_passes(role):
+    vault = FakeVault(policy_answers(Bundle(), extra={("GET", ROLE_PATH): role}), strict_writes=True)
+    result = verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", auth_role=dict(AUTH_ROLE)), vault))
+    assert result["valid"] is True and ROLE_PATH in vault.paths()
+
+
+def test_an_auth_role_that_does_not_exist_is_an_error():
+    vault = FakeVault(policy_answers(Bundle()), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", auth_role=dict(AUTH_ROLE)), vault))
+    assert str(err.value).startswith("auth_role: '%s' does not exist" % ROLE_PATH)
+
+
+def test_an_auth_role_without_policies_hands_out_none():
+    vault = FakeVault(policy_answers(Bundle(), extra={("GET", ROLE_PATH): {"data": None}}), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", auth_role=dict(AUTH_ROLE)), vault))
+    assert "hands out the policies [], not 'istiod'" in str(err.value)
+
+
+def test_an_auth_role_that_cannot_be_read_is_skipped_by_the_token_probe_only():
+    bundle = Bundle()
+    vault = probe_vault(probe_answers(bundle, extra={("GET", ROLE_PATH): 403}))
+    result = verify_ca_bundle(ModuleStub(vault_params(auth_role=dict(AUTH_ROLE)), vault))
+    assert result["valid"] is True and ("POST", "auth/token/create") in vault.writes()
+    vault = probe_vault(probe_answers(bundle, extra={("GET", ROLE_PATH): 403}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", auth_role=dict(AUTH_ROLE)), vault))
+    assert ROLE_PATH in str(err.value) and vault.writes() == []
+    vault = probe_vault(probe_answers(bundle, extra={("GET", ROLE_PATH): 500}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(auth_role=dict(AUTH_ROLE)), vault))
+    assert ROLE_PATH in str(err.value) and vault.writes() == []
+
+
+@pytest.mark.parametrize("auth_role, option", [
+    ({"kubernetes_auth_mount": "a b", "name": "istiod"}, "auth_role.kubernetes_auth_mount"),
+    ({"kubernetes_auth_mount": "kubernetes", "name": "../x"}, "auth_role.name")])
+def test_an_invalid_auth_role_is_refused_naming_the_option(auth_role, option):
+    vault = FakeVault(policy_answers(Bundle()), strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", auth_role=auth_role), vault))
+    assert str(err.value).startswith("Invalid auth_role: ") and option in str(err.value)
+    assert not [path for path in vault.paths() if path.startswith("auth/")]
+
+
+def test_vault_paths_with_a_trust_bundle_read_the_root_from_the_kv_secret():
+    bundle = Bundle()
+    answers = bundle.vault_answers({("GET", "secret/data/istioca-roots"): {
+        "data": {"data": {"root-cert.pem": bundle.root.strip()}}}})
+    del answers[("GET", "pki/cert/ca")]
+    vault = FakeVault(answers, strict_writes=True)
+    result = verify_ca_bundle(ModuleStub(params(vault_paths=dict(VAULT_PATHS, trust_bundle_path="istioca-roots")),
+                                         vault))
+    assert result["valid"] is True and result["sources"]["root-cert.pem"] == "vault:secret/data/istioca-roots"
+    assert "pki/cert/ca" not in vault.paths()
+
+
+def test_vault_paths_read_the_key_from_the_kv_field_given():
+    bundle = Bundle()
+    vault = FakeVault(bundle.vault_answers({("GET", "secret/data/istioca"): {
+        "data": {"data": {"tls.key": bundle.key.strip(), "ca-key.pem": other_key()}}}}))
+    result = verify_ca_bundle(ModuleStub(params(vault_paths=dict(VAULT_PATHS, kv_field="tls.key")), vault))
+    assert result["valid"] is True
+
+
+def test_a_directory_that_cannot_be_listed_is_an_error(tmp_path):
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(params(path=str(tmp_path / "nowhere"))))
+    assert str(err.value).startswith("Cannot read the CA bundle: ") and "nowhere" in str(err.value)
+
+
+def test_invalid_expect_roots_fail_before_anything_is_read():
+    module = ModuleStub(params(vault_paths=dict(VAULT_PATHS), expect_roots=["not a root"]), FakeVault())
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(module)
+    assert str(err.value).startswith("Invalid expect_roots: ") and module.logins == 0
+
+
+def test_min_days_left_equal_to_the_days_left_passes():
+    bundle = Bundle(int_days=10)
+    days = verify_ca_bundle(ModuleStub(bundle.pem_params(min_days_left=1)))["days_left"]
+    result = verify_ca_bundle(ModuleStub(bundle.pem_params(min_days_left=days)))
+    check = result["checks"][-1]
+    assert check == dict(name="min_days_left", passed=True, detail=check["detail"])
+    assert "%d day(s) left, at least min_days_left=%d" % (days, days) == check["detail"]
+
+
+def test_min_days_left_is_skipped_when_no_certificate_parsed():
+    garbage = dict((name, "garbage\n") for name in ("ca-cert.pem", "cert-chain.pem", "root-cert.pem"))
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(Bundle().pem_params(min_days_left=30, **garbage)))
+    check = err.value.details["checks"][-1]
+    assert check["name"] == "min_days_left" and check["passed"] is False and check["skipped"] is True
+    assert "min_days_left" in err.value.details["failed_checks"]
+
+
+def test_the_expiry_warning_starts_below_30_days_left():
+    module = ModuleStub(Bundle(int_days=31).pem_params())
+    result = verify_ca_bundle(module)
+    assert result["days_left"] == 30 and module.warnings == []
+    module = ModuleStub(Bundle(int_days=30).pem_params())
+    assert verify_ca_bundle(module)["days_left"] == 29 and len(module.warnings) == 1
+    assert " 29 day(s)" in module.warnings[0]
+
+
+def test_a_token_that_may_not_create_the_probe_token_fails_naming_the_capability():
+    vault = probe_vault(probe_answers(Bundle(), extra={("POST", "auth/token/create"): 403}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(), vault))
+    assert "auth/token/create" in str(err.value) and "'update'" in str(err.value)
+    assert vault.writes() == [("POST", "auth/token/create")] and vault.hvac.token == "task-token"
+
+
+def test_each_path_that_is_not_granted_is_listed_with_its_reason():
+    policy = POLICY + 'path "pki/cert/ca" { capabilities = ["deny"] }\n'
+    vault = FakeVault(policy_answers(Bundle(), policy=policy.replace('path "secret/data/istioca"', 'path "x"')),
+                      strict_writes=True)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(policy_check="rules"), vault))
+    listed = str(err.value).split("could not render the bundle: ", 1)[1].split(". Grant read on", 1)[0]
+    assert sorted(listed.split("; ")) == [
+        "'pki/cert/ca' (root-cert.pem, the root certificate): the rule 'path \"pki/cert/ca\"' decides, with "
+        "capabilities ['deny', 'read']",
+        "'secret/data/istioca' (ca-key.pem, the intermediate's key): no rule of the policy matches it"]
+
+
+def test_a_read_refused_by_vault_names_what_was_read_for_which_file():
+    vault = FakeVault(Bundle().vault_answers({("GET", "pki/cert/ca"): 403}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(params(vault_paths=dict(VAULT_PATHS)), vault))
+    assert "the root certificate for root-cert.pem" in str(err.value) and "pki/cert/ca" in str(err.value)
+
+
+def test_policy_check_rules_with_a_trust_bundle_reads_the_root_from_the_kv_secret():
+    bundle = Bundle()
+    answers = policy_answers(bundle, policy=POLICY + 'path "secret/data/istioca-roots" { capabilities = ["read"] }\n',
+                             extra={("GET", "secret/data/istioca-roots"): {
+                                 "data": {"data": {"root-cert.pem": bundle.root.strip()}}}})
+    del answers[("GET", "pki/cert/ca")]
+    vault = FakeVault(answers, strict_writes=True)
+    result = verify_ca_bundle(ModuleStub(vault_params(policy_check="rules", vault_paths=dict(
+        VAULT_PATHS, trust_bundle_path="istioca-roots")), vault))
+    assert result["valid"] is True and result["policy_check"] == "rules" and vault.writes() == []
+    assert result["policy_rules"]["secret/data/istioca-roots"] == "secret/data/istioca-roots"
+    assert "pki/cert/ca" not in vault.paths()
+
+
+def test_a_directory_holding_tls_crt_fails(tmp_path):
+    bundle = Bundle()
+    for file_name, text in bundle.texts().items():
+        (tmp_path / file_name).write_text(text)
+    (tmp_path / "tls.crt").write_text(bundle.intermediate)
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(params(path=str(tmp_path))))
+    assert err.value.details["failed_checks"] == ["no_tls_crt"]
+
+
+def test_the_result_describes_the_certificates_and_the_chain_root():
+    bundle = Bundle()
+    result = verify_ca_bundle(ModuleStub(bundle.pem_params()))
+    certificates = result["certificates"]
+    assert [cert["subject"] for cert in certificates["roots"]] == ["CN=meshpki test root"]
+    assert certificates["intermediate"]["subject"] == "CN=meshpki test intermediate"
+    assert result["chain_root"]["subject"] == "CN=meshpki test root"
+
+
+def test_without_cryptography_the_bundle_cannot_be_verified_and_the_error_says_why(monkeypatch):
+    from ansible_collections.meshpki.vault_ca.plugins.module_utils.pki import x509
+
+    monkeypatch.setattr(x509, "HAS_CRYPTOGRAPHY", False)
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(Bundle().pem_params()))
+    assert str(err.value).startswith("Cannot verify the CA bundle from the PEM options: the Python library "
+                                     "'cryptography' is required")
+
+
+def test_checks_not_run_end_the_failure_message():
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(Bundle().pem_params(**{"ca-cert.pem": "garbage\n"})))
+    skipped = [check["name"] for check in err.value.details["checks"] if check.get("skipped")]
+    assert str(err.value).endswith(". Not run because of these failures: " + ", ".join(skipped))
+
+
+def test_a_directory_whose_name_ends_in_x_is_named_as_it_is(tmp_path):
+    directory = tmp_path / "cacerts-X"
+    directory.mkdir()
+    bundle = Bundle()
+    for file_name, text in bundle.texts().items():
+        if file_name != "root-cert.pem":
+            (directory / file_name).write_text(text)
+    with pytest.raises(BundleInvalid) as err:
+        verify_ca_bundle(ModuleStub(params(path=str(directory) + "/")))
+    sources = err.value.details["sources"]
+    assert sources["ca-cert.pem"] == "%s/ca-cert.pem" % directory
+    assert sources["root-cert.pem"] == "%s/root-cert.pem (missing)" % directory
+
+
+@pytest.mark.parametrize("path, action", [("sys/policies/acl/istiod", "read the policy given in read_with_policy"),
+                                          (ROLE_PATH, "read the auth role istiod logs in with")])
+def test_a_failed_policy_or_role_read_says_what_was_read(path, action):
+    vault = probe_vault(probe_answers(Bundle(), extra={("GET", path): 500}))
+    with pytest.raises(MeshPkiError) as err:
+        verify_ca_bundle(ModuleStub(vault_params(auth_role=dict(AUTH_ROLE)), vault))
+    assert action in str(err.value) and path in str(err.value) and vault.writes() == []
