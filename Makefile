@@ -23,7 +23,7 @@ help:
 	@echo "make test   - every test: unit, integration (real OpenBao), molecule, lint, docs, sanity"
 	@echo "make bench  - the collection vs the guide by hand vs community.hashi_vault, 1-500 clusters (~20 min)"
 	@echo "make reliability - faults, concurrency, HA, bad input, leaks, privilege, TLS, traversal, redirects (~22 min)"
-	@echo "make rotation-kills - a root rotation run killed after each of its writes, then resumed (~20 min)"
+	@echo "make rotation-kills - a root rotation run killed after each of its writes, then resumed (~28 min)"
 	@echo "make mutation - mutation score of module_utils against the unit tests (mutmut; FILES=... for some)"
 
 $(STAMP): requirements.txt requirements-test.txt
@@ -60,7 +60,7 @@ reliability-fast: venv
 	$(BIN)/python tools/reliability.py --fast
 
 # A root rotation run SIGKILLed after each of its writes, then resumed (tests/integration/test_root_rotation_resume.py
-# with every boundary; make test runs four of them): about 20 min.
+# with every boundary; make test runs four of them): about 28 min on two cores.
 rotation-kills: venv
 	MESHPKI_ROTATION_KILLS=all $(BIN)/python -m pytest tests/integration/test_root_rotation_resume.py -q -n 2 -s \
 	  $(PYTEST_ARGS)

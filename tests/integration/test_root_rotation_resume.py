@@ -53,7 +53,7 @@ TRANSITION_LABELS = (["record", "root default issuer"]
 ALL_BOUNDARIES = list(range(1, len(TRANSITION_LABELS)))
 # make test runs the boundaries of one kind each (about 100 s a boundary): k=1 (start after B generated, then after
 # the record), 3 (a cluster's key generated, not stored), 4 (key stored in KV, not signed), 6 (set-signed, not the
-# default issuer); `make rotation-kills` (MESHPKI_ROTATION_KILLS=all) every boundary, about 20 min.
+# default issuer); `make rotation-kills` (MESHPKI_ROTATION_KILLS=all) every boundary, about 28 min.
 BOUNDARIES = ALL_BOUNDARIES if os.environ.get("MESHPKI_ROTATION_KILLS") == "all" else [1, 3, 4, 6]
 
 
