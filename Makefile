@@ -60,7 +60,7 @@ reliability-fast: venv
 	$(BIN)/python tools/reliability.py --fast
 
 # A root rotation run SIGKILLed after each of its writes, then resumed (tests/integration/test_root_rotation_resume.py
-# with every boundary; make test runs four of them): about 28 min on two cores.
+# with every boundary; make test runs two of them): about 28 min on two cores.
 rotation-kills: venv
 	MESHPKI_ROTATION_KILLS=all $(BIN)/python -m pytest tests/integration/test_root_rotation_resume.py -q -n 2 -s \
 	  $(PYTEST_ARGS)
