@@ -39,3 +39,29 @@ def drop(handler):
         handler.connection.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+class Relay(object):
+    """A proxy's life cycle: ``port`` (set by the subclass), ``url``, ``start()`` serving ``self.handle(handler)``,
+    ``stop()`` (new connections are then refused, as by a dead server)."""
+
+    port = None
+    server = None
+    thread = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def handle(self, handler):
+        raise NotImplementedError
+
+    def start(self):
+        self.server, self.thread = serve(self.port, self.handle)
+        return self
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -16,13 +16,13 @@ import urllib.parse
 
 from harness.audit import is_login
 from harness.openbao import free_port
-from harness.relay import drop, serve
+from harness.relay import Relay, drop
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 HOP_HEADERS = ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection")
 
 
-class WriteStop(object):
+class WriteStop(Relay):
     """``WriteStop(upstream, after=N, action=callable).start()``; ``writes`` lists the (method, path) forwarded,
     ``fired`` is set once the N-th write was answered and ``action`` ran. ``after=None`` only counts."""
 
@@ -35,21 +35,6 @@ class WriteStop(object):
         self.refused = []
         self.fired = threading.Event()
         self.lock = threading.Lock()
-        self.server = None
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def start(self):
-        self.server, _thread = serve(self.port, self.handle)
-        return self
-
-    def stop(self):
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
     def __enter__(self):
         return self.start()

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer, _clean_env, bao_binary, free_port, is_listening
-from harness.relay import drop, serve
+from harness.relay import Relay, drop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -159,7 +159,7 @@ class Rule(object):
                 and bool(self.pattern.search(path)))
 
 
-class FaultProxy(object):
+class FaultProxy(Relay):
     """An HTTP reverse proxy in front of one Vault (or, as a load balancer, several: each request goes to
     the next upstream that accepts the connection). Logs every request; fires armed rules. Every proxy
     started is stopped after its test (``stop_all``, an autouse fixture of the suite)."""
@@ -183,21 +183,10 @@ class FaultProxy(object):
         self.server = None
         self.thread = None
 
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
     def start(self):
-        self.server, self.thread = serve(self.port, self.handle)
+        Relay.start(self)
         FaultProxy.started.append(self)
         return self
-
-    def stop(self):
-        """Stop listening: new connections are refused, as by a dead server."""
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
     def arm(self, method, path, action, when="after", drop=True):
         """``drop=False``: fire the action, then relay Vault's answer as usual."""
