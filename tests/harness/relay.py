@@ -4,6 +4,7 @@ callable, and a way to drop a client's connection without an answer (what a dead
 
 import socket
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -30,6 +31,14 @@ def serve(port, handle):
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return server, thread
+
+
+def read_request(handler):
+    """(method, Vault path without /v1/, body bytes or None) of the request ``handler`` holds."""
+    length = int(handler.headers.get("Content-Length") or 0)
+    body = handler.rfile.read(length) if length else None
+    path = urllib.parse.urlsplit(handler.path).path
+    return handler.command.upper(), (path[len("/v1/"):] if path.startswith("/v1/") else path), body
 
 
 def drop(handler):

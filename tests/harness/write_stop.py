@@ -16,7 +16,7 @@ import urllib.parse
 
 from harness.audit import is_login
 from harness.openbao import free_port
-from harness.relay import Relay, drop
+from harness.relay import Relay, drop, read_request
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 HOP_HEADERS = ("connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection")
@@ -43,11 +43,7 @@ class WriteStop(Relay):
         self.stop()
 
     def handle(self, handler):
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else None
-        path = urllib.parse.urlsplit(handler.path).path
-        vault_path = path[len("/v1/"):] if path.startswith("/v1/") else path
-        method = handler.command.upper()
+        method, vault_path, body = read_request(handler)
         is_write = method in WRITE_METHODS and not is_login(vault_path)
         last = False
         with self.lock:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.fake_k8s import FakeKubeApi
 from harness.openbao import OpenBaoServer, _clean_env, bao_binary, free_port, is_listening
-from harness.relay import Relay, drop
+from harness.relay import Relay, drop, read_request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -218,11 +218,7 @@ class FaultProxy(Relay):
         return self.upstreams[start:] + self.upstreams[:start]
 
     def handle(self, handler):
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else None
-        path = urllib.parse.urlsplit(handler.path).path
-        vault_path = path[len("/v1/"):] if path.startswith("/v1/") else path
-        method = handler.command.upper()
+        method, vault_path, body = read_request(handler)
         for observer in list(self.observers):
             observer(method, vault_path)
         rule = self._rule_for(method, vault_path)
